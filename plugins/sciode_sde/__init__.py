@@ -1,0 +1,1 @@
+"""Implicit and stiff solvers (work in progress: registers nothing yet)."""

@@ -1,0 +1,52 @@
+"""sciode: differential equations on PyTorch, with Problem / Solver / Sensitivity plugins.
+
+Everything an algorithm does lives in a plugin registered under the entry-point
+group ``sciode.plugins``; this package holds the abstractions, the integration
+loop, the registry and the I/O.
+"""
+from __future__ import annotations
+
+from ._version import __version__
+from .controller import PIController
+from .errors import NotDifferentiableError, PluginError, ProblemError, SciodeError
+from .hookspecs import hookimpl, hookspec
+from .loop import LoopOptions, integrate
+from .problems import ODEProblem, SDEProblem, SecondOrderODEProblem, parameter_tensors, remake
+from .registry import lookup, models, register_plugin, sensitivities, solvers
+from .sensitivity import Sensitivity
+from .solution import ReturnCode, Solution
+from .solve import solve
+from .solver import RHS, Solver, StepResult
+from .tableau import ButcherTableau, hermite_interpolant
+
+__all__ = [
+    "__version__",
+    "ButcherTableau",
+    "LoopOptions",
+    "NotDifferentiableError",
+    "ODEProblem",
+    "PIController",
+    "PluginError",
+    "ProblemError",
+    "RHS",
+    "ReturnCode",
+    "SDEProblem",
+    "SciodeError",
+    "SecondOrderODEProblem",
+    "Sensitivity",
+    "Solution",
+    "Solver",
+    "StepResult",
+    "hermite_interpolant",
+    "hookimpl",
+    "hookspec",
+    "integrate",
+    "lookup",
+    "models",
+    "parameter_tensors",
+    "register_plugin",
+    "remake",
+    "sensitivities",
+    "solve",
+    "solvers",
+]

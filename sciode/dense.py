@@ -1,0 +1,142 @@
+"""Step records: the accepted steps of a solve, evaluated at arbitrary times.
+
+The loop appends one record per iteration (rejected or finished members get
+``h = 0``) and stacks them in chunks. A chunk answers "what is u at these times?"
+for every member at once with a searchsorted and a gather, so saving at many
+``saveat`` times and dense output after the solve cost a few tensor ops per chunk
+rather than Python work per step. Dense output (``Solution.__call__``) keeps the
+chunks; ``saveat`` alone drops them once evaluated, bounding memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+__all__ = ["StepChunk", "StepRecorder"]
+
+
+def _stack_tree(items: list[Any]) -> Any:
+    first = items[0]
+    if first is None:
+        return None
+    if isinstance(first, torch.Tensor):
+        return torch.stack(items)
+    if isinstance(first, (tuple, list)):
+        return type(first)(_stack_tree([it[i] for it in items]) for i in range(len(first)))
+    raise TypeError(f"dense payload leaves must be tensors, tuples or None; got {type(first).__name__}")
+
+
+def _gather(x: Any, index: torch.Tensor) -> Any:
+    """Select along dim 0 per member: out[k, m...] = x[index[k, m...], m...]."""
+    if x is None:
+        return None
+    if isinstance(x, (tuple, list)):
+        return type(x)(_gather(leaf, index) for leaf in x)
+    extra = x.ndim - index.ndim
+    idx = index.reshape(index.shape + (1,) * extra).expand((index.shape[0],) + x.shape[1:])
+    return torch.gather(x, 0, idx)
+
+
+@dataclasses.dataclass
+class StepChunk:
+    """Stacked records of S consecutive loop iterations (dim 0 is the iteration)."""
+
+    t_start: torch.Tensor  # (S, *clock)
+    h: torch.Tensor  # (S, *clock), 0 where the member did not advance
+    u0: torch.Tensor  # (S, *batch, n)
+    u1: torch.Tensor
+    dense: Any
+    elapsed_end: torch.Tensor  # (M, S): direction * (t_start + h - t0), per flat member
+
+    def span(self) -> tuple[float, float]:
+        """Smallest elapsed time at the chunk's start and largest at its end, over members."""
+        h0 = self.h[0].reshape(-1)
+        start = self.elapsed_end[:, 0] - h0.abs()
+        return float(start.min()), float(self.elapsed_end[:, -1].max())
+
+    def evaluate(self, solver: Any, elapsed: torch.Tensor, times: torch.Tensor, member_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """u at ``times`` (K,) for every member, and a (K, *member_shape) mask of which the chunk covers."""
+        M, S = self.elapsed_end.shape
+        K = elapsed.shape[0]
+        q = elapsed.to(self.elapsed_end.dtype).expand(M, K).contiguous()
+        idx = torch.searchsorted(self.elapsed_end, q, side="left").clamp_max_(S - 1)
+        start = self.elapsed_end.gather(1, idx) - self.h.reshape(S, M).T.gather(1, idx).abs()
+        tol = 64 * torch.finfo(self.elapsed_end.dtype).eps * (1 + q.abs())
+        covered = (q >= start - tol) & (q <= self.elapsed_end[:, -1:] + tol)
+        index = idx.T.reshape((K,) + tuple(member_shape))
+        t0g, hg = _gather(self.t_start, index), _gather(self.h, index)
+        u0g, u1g = _gather(self.u0, index), _gather(self.u1, index)
+        tq = times.to(t0g.dtype).reshape((K,) + (1,) * (t0g.ndim - 1))
+        safe_h = torch.where(hg == 0, 1.0, hg)
+        theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
+        at_end = (self.elapsed_end.gather(1, idx) - q).abs() <= tol
+        theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
+        value = solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, _gather(self.dense, index))
+        end_mask = at_end.T.reshape((K,) + tuple(member_shape))
+        end_mask = end_mask.reshape(end_mask.shape + (1,) * (u0g.ndim - end_mask.ndim))
+        value = torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
+        return value, covered.T.reshape((K,) + tuple(member_shape))
+
+
+class StepRecorder:
+    """Collects per-iteration records and stacks them into StepChunks."""
+
+    def __init__(self, t0: float, direction: float, member_shape: torch.Size) -> None:
+        self.t0 = t0
+        self.direction = direction
+        self.member_shape = member_shape
+        self.pending: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def append(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
+        self.pending.append((t_start, h, u0, u1, dense))
+
+    def stack(self) -> StepChunk | None:
+        if not self.pending:
+            return None
+        cols = list(zip(*self.pending))
+        self.pending = []
+        t_start, h = torch.stack(cols[0]), torch.stack(cols[1])
+        S = t_start.shape[0]
+        elapsed_end = ((t_start + h - self.t0) * self.direction).detach().reshape(S, -1).T.contiguous()
+        # a member that did not advance keeps its previous end, so each row is non-decreasing
+        elapsed_end = torch.cummax(elapsed_end, dim=1).values
+        return StepChunk(t_start.detach(), h.detach(), torch.stack(cols[2]), torch.stack(cols[3]),
+                         _stack_tree(list(cols[4])), elapsed_end)
+
+
+def evaluate_chunks(chunks: list[StepChunk], solver: Any, t0: float, direction: float, times: torch.Tensor,
+                    member_shape: torch.Size) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    """Evaluate sorted ``times`` against a list of chunks; per time, the value and coverage mask."""
+    K = times.shape[0]
+    values: list[torch.Tensor | None] = [None] * K
+    masks: list[torch.Tensor | None] = [None] * K
+    elapsed_all = (times - t0) * direction
+    el = elapsed_all.tolist()
+    for chunk in chunks:
+        lo_t, hi_t = chunk.span()
+        tol = 64 * torch.finfo(chunk.elapsed_end.dtype).eps * (1 + abs(hi_t))
+        lo = _bisect(el, lo_t - tol, left=True)
+        hi = _bisect(el, hi_t + tol, left=False)
+        if hi <= lo:
+            continue
+        value, covered = chunk.evaluate(solver, elapsed_all[lo:hi], times[lo:hi], member_shape)
+        for i, (v, c) in enumerate(zip(value.unbind(0), covered.unbind(0))):
+            k = lo + i
+            if values[k] is None:
+                values[k], masks[k] = v, c
+            else:
+                cm = c.reshape(c.shape + (1,) * (v.ndim - c.ndim))
+                values[k] = torch.where(cm, v, values[k])
+                masks[k] = masks[k] | c
+    return values, masks
+
+
+def _bisect(sorted_values: list[float], x: float, left: bool) -> int:
+    import bisect
+
+    return bisect.bisect_left(sorted_values, x) if left else bisect.bisect_right(sorted_values, x)

@@ -1,0 +1,411 @@
+"""The integration loop: step-size control, saving, dense output, retcodes, stats.
+
+One loop serves every solver. It works on "clocks": tensors holding each member's
+time and step (0-d when the batch shares one step, ``(*batch, 1)`` when members
+step independently), so per-member stepping is the same code with a different
+clock shape; finished members are frozen by giving them ``dt = 0``. Fixed-step
+runs take no host sync per step; adaptive runs take one (is everyone done?).
+Sensitivity algorithms call :func:`integrate` directly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .controller import PIController, initial_step, rms_norm
+from .dense import StepChunk, StepRecorder, evaluate_chunks
+from .errors import ProblemError
+from .problems import ODEProblem
+from .solution import ReturnCode, Solution
+from .solver import RHS, Solver
+
+__all__ = ["LoopOptions", "integrate"]
+
+RUNNING = 0
+
+
+@dataclasses.dataclass
+class LoopOptions:
+    """Validated options of one integration (``solve`` builds these)."""
+
+    saveat: torch.Tensor | None = None  # 1-D times, ordered in the direction of integration
+    dt: float | None = None
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    max_steps: int = 100_000
+    per_member: bool = False
+    dense: bool = True
+    progress: bool = False
+    norm: Callable[[torch.Tensor], torch.Tensor] | None = None
+    controller: PIController = dataclasses.field(default_factory=PIController)
+    adaptive: bool = True
+    chunk_size: int = 64
+    #: called after every step as on_step(t, dt, u, state, accepted): the step started at
+    #: (t, u) with solver state ``state`` and size ``dt``; ``accepted`` is None when the
+    #: whole batch took it, else the per-member mask. Checkpointing sensitivities use it
+    #: to replay steps with autograd on.
+    on_step: Callable[..., None] | None = None
+
+
+def _tree_where(mask: torch.Tensor, new: Any, old: Any) -> Any:
+    """Per-member select over a solver state (tensors whose leading dims are the member dims)."""
+    if new is None or old is None:
+        return new
+    if isinstance(new, torch.Tensor):
+        if new.ndim < mask.ndim:  # a shared quantity (e.g. a scalar counter): keep the new one
+            return new
+        return torch.where(mask.reshape(mask.shape + (1,) * (new.ndim - mask.ndim)), new, old)
+    if isinstance(new, (tuple, list)):
+        return type(new)(_tree_where(mask, a, b) for a, b in zip(new, old))
+    if isinstance(new, dict):
+        return {k: _tree_where(mask, v, old[k]) for k, v in new.items()}
+    return new
+
+
+def _check_f_output(value: Any, u0: torch.Tensor) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise ProblemError(f"f must return a tensor shaped like u0 {tuple(u0.shape)}; it returned {type(value).__name__}")
+    if value.shape != u0.shape:
+        raise ProblemError(f"f returned shape {tuple(value.shape)}; expected the shape of u0, {tuple(u0.shape)}")
+    if value.dtype != u0.dtype:
+        raise ProblemError(f"f returned dtype {value.dtype}; expected u0's dtype {u0.dtype}")
+    if value.device != u0.device:
+        raise ProblemError(f"f returned a tensor on {value.device}; expected u0's device {u0.device}")
+
+
+class _Integration:
+    """State of one run of the loop; methods are the phases of the run."""
+
+    def __init__(self, problem: ODEProblem, solver: Solver, opts: LoopOptions) -> None:
+        self.problem, self.solver, self.opts = problem, solver, opts
+        self.u0 = problem.u0
+        self.dtype, self.device = self.u0.dtype, self.u0.device
+        self.t0, self.t1 = problem.tspan
+        self.direction = problem.direction
+        self.batch_shape = problem.batch_shape
+        adaptive = opts.adaptive and solver.adaptive
+        self.adaptive = adaptive
+        self.per_member = adaptive and opts.per_member and len(self.batch_shape) > 0
+        self.member_shape = self.batch_shape if self.per_member else torch.Size()
+        self.clock_shape = self.batch_shape + (1,) if self.per_member else torch.Size()
+        md = len(self.member_shape)
+        self.norm = opts.norm or (lambda x: rms_norm(x, md))
+        self.rhs = RHS(problem, opts.rtol, opts.atol, self.norm)
+        saveat = opts.saveat
+        if saveat is None and self.per_member:
+            saveat = torch.tensor([self.t0, self.t1], dtype=self.dtype, device=self.device)
+        self.saveat = saveat
+        self.keep_dense = opts.dense and solver.dense_output
+        self.recorder = StepRecorder(self.t0, self.direction, self.member_shape) if (saveat is not None or self.keep_dense) else None
+        self.chunks: list[StepChunk] = []
+        self.saved_values: list[torch.Tensor | None] = [] if saveat is None else [None] * saveat.shape[0]
+        self.saved_masks: list[torch.Tensor | None] = [None] * (0 if saveat is None else saveat.shape[0])
+        self.step_times: list[torch.Tensor] = []
+        self.nsteps = self.naccepted = self.nrejected = 0
+        self.failure_note = ""
+        self.progress = None
+
+    # -- helpers --------------------------------------------------------------------------
+    def clock(self, value: float) -> torch.Tensor:
+        return torch.full(self.clock_shape, value, dtype=self.dtype, device=self.device)
+
+    def record(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
+        if self.recorder is None:
+            return
+        self.recorder.append(t_start, h, u0, u1, dense)
+        if len(self.recorder) >= self.opts.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.recorder is None:
+            return
+        chunk = self.recorder.stack()
+        if chunk is None:
+            return
+        if self.saveat is not None:
+            values, masks = evaluate_chunks([chunk], self.solver, self.t0, self.direction, self.saveat, self.member_shape)
+            for k, (v, m) in enumerate(zip(values, masks)):
+                if v is None:
+                    continue
+                if self.saved_values[k] is None:
+                    self.saved_values[k], self.saved_masks[k] = v, m
+                else:
+                    mm = m.reshape(m.shape + (1,) * (v.ndim - m.ndim))
+                    self.saved_values[k] = torch.where(mm, v, self.saved_values[k])
+                    self.saved_masks[k] = self.saved_masks[k] | m
+        if self.keep_dense:
+            self.chunks.append(chunk)
+
+    def first_evaluation(self, t: torch.Tensor) -> torch.Tensor:
+        f0 = self.rhs(t, self.u0)
+        _check_f_output(f0, self.u0)
+        return f0
+
+    def start_progress(self) -> None:
+        if self.opts.progress:
+            from tqdm.auto import tqdm
+
+            self.progress = tqdm(total=abs(self.t1 - self.t0), unit="t", desc=getattr(self.solver, "name", "solve"))
+            self._progress_at = 0.0
+
+    def update_progress(self, t: torch.Tensor) -> None:
+        if self.progress is not None:
+            done = abs(float(t.min() if self.direction > 0 else t.max()) - self.t0)
+            self.progress.update(done - self._progress_at)
+            self._progress_at = done
+
+    # -- fixed step -----------------------------------------------------------------------
+    def run_fixed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.opts.dt is None:
+            raise ProblemError(f"dt is required by the fixed-step solver {self.solver.name!r}: pass solve(..., dt=...)")
+        span = abs(self.t1 - self.t0)
+        ratio = span / self.opts.dt
+        n = max(1, round(ratio)) if abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio) else math.ceil(ratio)
+        grid = [self.t0 + self.direction * self.opts.dt * i for i in range(n)] + [self.t1]
+        times = torch.tensor(grid, dtype=self.dtype, device=self.device).unbind(0)
+        h = [self.direction * self.opts.dt] * (n - 1) + [grid[n] - grid[n - 1]]
+        fractions = self.solver.stage_fractions
+        stage_times = [None] * n
+        if fractions:  # every stage time of the run in one tensor op
+            table = torch.tensor([[grid[i] + c * h[i] for c in fractions] for i in range(n)], dtype=self.dtype, device=self.device)
+            flat, m = table.reshape(-1).unbind(0), len(fractions)
+            stage_times = [flat[i * m:(i + 1) * m] for i in range(n)]
+        h_tensor = {value: torch.tensor(value, dtype=self.dtype, device=self.device) for value in set(h)} if self.recorder is not None else {}
+        u = self.u0
+        state = self.solver.init(self.rhs, times[0], u, self.first_evaluation(times[0]))
+        every_step = self.saveat is None
+        if every_step:
+            self.step_times.append(times[0])
+            self.saved_values.append(u)
+        failed = None
+        self.start_progress()
+        for i in range(n):
+            if i >= self.opts.max_steps:
+                self.max_steps_hit = True
+                break
+            self.rhs.stage_times = stage_times[i]
+            res = self.solver.step(self.rhs, times[i], u, h[i], state)
+            if self.opts.on_step is not None:
+                self.opts.on_step(times[i], h[i], u, state, None)
+            u1 = res.u
+            if res.error is not None:  # implicit solvers flag steps they could not compute
+                bad = ~torch.isfinite(res.error).all(-1)
+                failed = bad if failed is None else failed | bad
+            if self.recorder is not None:
+                self.record(times[i], h_tensor[h[i]], u, u1, res.dense)
+            u, state = u1, res.state
+            self.nsteps += 1
+            if every_step:
+                self.step_times.append(times[i + 1])
+                self.saved_values.append(u)
+            if (i + 1) % self.opts.chunk_size == 0:
+                self.update_progress(times[i + 1])
+                if bool((~torch.isfinite(u)).any(-1).all()):
+                    break  # every member has blown up: stop early
+        self.rhs.stage_times = None
+        self.flush()
+        self.naccepted = self.nsteps
+        self.newton_failed = failed
+        return self.assemble()
+
+    # -- adaptive -------------------------------------------------------------------------
+    def run_adaptive(self) -> tuple[torch.Tensor, torch.Tensor]:
+        solver, opts = self.solver, self.opts
+        t = self.clock(self.t0)
+        u = self.u0
+        f0 = self.first_evaluation(t)
+        state = solver.init(self.rhs, t, u, f0)
+        span = abs(self.t1 - self.t0)
+        k = min(solver.order, solver.error_order or solver.order - 1) + 1
+        if opts.dt is not None:
+            dt = self.clock(self.direction * min(opts.dt, span))
+        else:
+            dt = initial_step(self.rhs, t, u, f0, k - 1, opts.rtol, opts.atol, self.norm, self.direction, span).expand(self.clock_shape).clone()
+        err_prev = torch.ones(self.clock_shape, dtype=self.dtype, device=self.device)
+        status = torch.zeros(self.clock_shape, dtype=torch.int8, device=self.device)
+        eps = torch.finfo(self.dtype).eps
+        every_step = self.saveat is None
+        if every_step:
+            self.step_times.append(t)
+            self.saved_values.append(u)
+        t1 = self.clock(self.t1)
+        accepted_count = torch.zeros(self.clock_shape, dtype=torch.int64, device=self.device)
+        rejected_count = torch.zeros_like(accepted_count)
+        self.start_progress()
+        while True:
+            active = status == RUNNING
+            if not bool(active.any()):
+                break
+            if self.nsteps >= opts.max_steps:
+                status = torch.where(active, torch.tensor(ReturnCode.MAX_STEPS, dtype=torch.int8), status)
+                break
+            with torch.no_grad():
+                remaining = (t1 - t) * self.direction
+                last = dt.abs() >= remaining * (1 - 4 * eps)
+                step = torch.where(last, remaining * self.direction, dt)
+                if self.per_member:
+                    step = torch.where(active, step, 0.0)
+            res = solver.step(self.rhs, t, u, step, state)
+            with torch.no_grad():
+                u1 = res.u.detach()
+                err = self.rhs.error_norm(res.error.detach(), u.detach(), u1)
+                finite_u1 = torch.isfinite(u1).all(-1) if not self.per_member else torch.isfinite(u1).all(-1, keepdim=True)
+                if not self.per_member:
+                    finite_u1 = finite_u1.all()
+                err = torch.where(finite_u1, err, math.inf)
+                accept = (err <= 1) & active
+                factor = opts.controller.factor(err, err_prev, accept, k)
+                t_new = torch.where(last, t1, t + step)
+            self.nsteps += 1
+            if opts.on_step is not None and (self.per_member or bool(accept)):
+                opts.on_step(t, step, u, state, accept if self.per_member else None)
+            if self.per_member:
+                self.record(t, torch.where(accept, step, 0.0), u, res.u, res.dense)
+                u = torch.where(accept, res.u, u)
+                state = _tree_where(accept.reshape(self.member_shape), res.state, state)
+                with torch.no_grad():
+                    t = torch.where(accept, t_new, t)
+                    err_prev = torch.where(accept, err.clamp_min(1e-4), err_prev)
+                    dt = torch.where(active, step * factor, dt)
+                    status = torch.where(accept & last, torch.tensor(ReturnCode.SUCCESS, dtype=torch.int8), status)
+                    accepted_count += accept
+                    rejected_count += active & ~accept
+                    status = self.check_collapse(status, active & ~accept, dt, t, finite_u1, eps)
+            else:
+                if bool(accept):
+                    self.record(t, step, u, res.u, res.dense)
+                    t, u, state = t_new, res.u, res.state
+                    err_prev = err.clamp_min(1e-4)
+                    self.naccepted += 1
+                    if every_step:
+                        self.step_times.append(t)
+                        self.saved_values.append(u)
+                    if bool(last):
+                        status = torch.full_like(status, ReturnCode.SUCCESS)
+                else:
+                    self.nrejected += 1
+                    status = self.check_collapse(status, torch.ones_like(active), step * factor, t, finite_u1, eps)
+                dt = step * factor
+            if self.progress is not None:
+                self.update_progress(t)
+        self.flush()
+        if self.per_member:
+            self.naccepted, self.nrejected = int(accepted_count.sum()), int(rejected_count.sum())
+        self.status = status.reshape(self.member_shape)
+        self.t_final = t
+        return self.assemble()
+
+    def check_collapse(self, status: torch.Tensor, rejected: torch.Tensor, dt: torch.Tensor, t: torch.Tensor,
+                       finite_u1: torch.Tensor, eps: float) -> torch.Tensor:
+        """Members whose step fell below the resolution of their clock fail."""
+        tiny = rejected & (dt.abs() <= 16 * eps * torch.clamp_min(t.abs(), 1.0))
+        code = torch.where(finite_u1, torch.tensor(ReturnCode.DT_TOO_SMALL, dtype=torch.int8),
+                           torch.tensor(ReturnCode.UNSTABLE, dtype=torch.int8))
+        return torch.where(tiny, code, status)
+
+    # -- output ---------------------------------------------------------------------------
+    def assemble(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack the saved points into (t, u); fill points a member never reached with NaN."""
+        if self.saveat is None:
+            t = torch.stack(self.step_times) if self.step_times[0].ndim == 0 else torch.stack(self.step_times).reshape(-1)
+            return t, torch.stack(self.saved_values)
+        values, masks = self.saved_values, self.saved_masks
+        reached = len(values)
+        if not self.per_member:  # a shared clock stops for everyone: keep the prefix it reached
+            reached = next((i for i, v in enumerate(values) if v is None), len(values))
+        out = []
+        nan = torch.full(self.u0.shape, math.nan, dtype=self.dtype, device=self.device)
+        for v, m in zip(values[:reached], masks[:reached]):
+            if v is None:
+                out.append(nan)
+            else:
+                mm = m.reshape(m.shape + (1,) * (v.ndim - m.ndim))
+                out.append(torch.where(mm, v, nan) if self.per_member else v)
+        u = torch.stack(out) if out else self.u0.new_empty((0,) + self.u0.shape)
+        return self.saveat[:reached], u
+
+    def interpolator(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        if not self.keep_dense or not self.chunks:
+            return None
+        chunks, solver, t0, t1, direction = self.chunks, self.solver, self.t0, self.t1, self.direction
+        member_shape = self.member_shape
+        lo, hi = min(t0, t1), max(t0, t1)
+
+        def evaluate(times: torch.Tensor) -> torch.Tensor:
+            tmin, tmax = float(times.min()), float(times.max())
+            slack = 1e-12 * max(1.0, abs(lo), abs(hi))
+            if tmin < lo - slack or tmax > hi + slack:
+                raise ProblemError(f"t must lie within tspan {(t0, t1)} for dense output; got times in [{tmin}, {tmax}]")
+            order = torch.argsort((times - t0) * direction)
+            values, masks = evaluate_chunks(chunks, solver, t0, direction, times[order], member_shape)
+            nan = None
+            rows = []
+            for v, m in zip(values, masks):
+                if v is None:
+                    nan = nan if nan is not None else torch.full_like(chunks[0].u0[0], math.nan)
+                    rows.append(nan)
+                else:
+                    mm = m.reshape(m.shape + (1,) * (v.ndim - m.ndim))
+                    rows.append(torch.where(mm, v, torch.full_like(v, math.nan)))
+            stacked = torch.stack(rows)
+            return stacked[torch.argsort(order)]
+
+        return evaluate
+
+    def retcodes(self, u: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """Per-member return codes (shape batch) and a message naming the first failure."""
+        success = torch.tensor(ReturnCode.SUCCESS, dtype=torch.int8, device=self.device)
+        if self.adaptive:
+            codes = self.status.expand(self.batch_shape) if not self.per_member else self.status
+        else:
+            codes = success.expand(self.batch_shape).clone()
+            if u.shape[0] > 0:
+                nonfinite = (~torch.isfinite(u)).any(-1).any(0)
+                codes = torch.where(nonfinite, torch.tensor(ReturnCode.UNSTABLE, dtype=torch.int8), codes)
+            if getattr(self, "newton_failed", None) is not None:
+                codes = torch.where(self.newton_failed, torch.tensor(ReturnCode.FAILURE, dtype=torch.int8), codes)
+            if getattr(self, "max_steps_hit", False):
+                codes = torch.where(codes == success, torch.tensor(ReturnCode.MAX_STEPS, dtype=torch.int8), codes)
+        codes = codes.contiguous()
+        flat = codes.reshape(-1)
+        bad = torch.nonzero(flat != success)
+        if bad.numel() == 0:
+            return codes, f"solved to t1 = {self.t1:g} in {self.nsteps} steps"
+        first = int(bad[0, 0])
+        member = tuple(int(i) for i in torch.unravel_index(torch.tensor(first), self.batch_shape)) if self.batch_shape else ()
+        code = ReturnCode(int(flat[first]))
+        where = f"member {member}" if member else "the system"
+        if self.adaptive:
+            t_fail = self.t_final.reshape(-1)[first if self.per_member else 0]
+            at = f" at t = {float(t_fail):.6g}"
+        else:
+            at = ""
+        reason = {
+            ReturnCode.MAX_STEPS: f"max_steps = {self.opts.max_steps} iterations used before reaching t1 = {self.t1:g}",
+            ReturnCode.DT_TOO_SMALL: "the step size fell below the resolution of t (stiff or singular dynamics?)",
+            ReturnCode.UNSTABLE: "the state became non-finite (NaN or inf)",
+            ReturnCode.FAILURE: "the solver could not complete a step (e.g. the Newton iteration failed)",
+        }[code]
+        count = int(bad.shape[0])
+        others = f"; {count} of {flat.numel()} members failed" if flat.numel() > 1 else ""
+        return codes, f"{code.name}: {where} stopped{at} after {self.nsteps} steps: {reason}{others}"
+
+    def run(self) -> Solution:
+        t, u = self.run_adaptive() if self.adaptive else self.run_fixed()
+        if self.progress is not None:
+            self.progress.close()
+        codes, message = self.retcodes(u)
+        stats = dict(self.rhs.stats, nsteps=self.nsteps, naccepted=self.naccepted, nrejected=self.nrejected)
+        options = dict(rtol=self.opts.rtol, atol=self.opts.atol, dt=self.opts.dt, adaptive=self.adaptive,
+                       stepping="per_member" if self.per_member else "shared", max_steps=self.opts.max_steps)
+        return Solution(self.problem, t.detach().clone() if t.requires_grad else t, u, codes, message, stats,
+                        solver=self.solver, options=options, interpolator=self.interpolator())
+
+
+def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solution:
+    """Run the loop: the one place where steps are taken, saved and checked."""
+    return _Integration(problem, solver, opts).run()

@@ -1,0 +1,95 @@
+"""The result of a solve: trajectory, return codes, stats and dense output."""
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from .errors import ProblemError
+
+__all__ = ["ReturnCode", "Solution"]
+
+
+class ReturnCode(enum.IntEnum):
+    """How a solve (or one member of a batch) ended."""
+
+    SUCCESS = 1
+    MAX_STEPS = 2  #: max_steps iterations were used before reaching t1
+    DT_TOO_SMALL = 3  #: the step size collapsed below floating-point resolution of t
+    UNSTABLE = 4  #: the state became non-finite (NaN or inf)
+    FAILURE = 5  #: the solver could not take a step (e.g. Newton did not converge at a fixed dt)
+
+    @property
+    def successful(self) -> bool:
+        return self is ReturnCode.SUCCESS
+
+
+class Solution:
+    """A solved trajectory.
+
+    ``t`` (T,), ``u`` (T, *batch, n); ``retcode`` summarises the batch (SUCCESS
+    only if every member succeeded) and ``retcodes`` keeps one code per member
+    (an int8 tensor of ReturnCode values, shape ``batch``). ``stats`` counts work:
+    nfe, njac, nlinsolve, nsteps, naccepted, nrejected. Call ``sol(t)`` for dense
+    output where the solver has an interpolant and dense output was kept.
+    """
+
+    def __init__(self, problem: Any, t: torch.Tensor, u: torch.Tensor, retcodes: torch.Tensor, message: str,
+                 stats: Mapping[str, int], *, solver: Any = None, sensealg: Any = None,
+                 options: Mapping[str, Any] | None = None, interpolator: Any = None) -> None:
+        self.problem = problem
+        self.t = t
+        self.u = u
+        self.retcodes = retcodes
+        self.message = message
+        self.stats = dict(stats)
+        self.solver = solver
+        self.sensealg = sensealg
+        self.options = dict(options or {})
+        self._interpolator = interpolator
+
+    @property
+    def retcode(self) -> ReturnCode:
+        """SUCCESS when every member succeeded, else the code of the first member that did not."""
+        failed = self.retcodes.reshape(-1) != ReturnCode.SUCCESS
+        if not bool(failed.any()):
+            return ReturnCode.SUCCESS
+        first = int(torch.nonzero(failed)[0, 0])
+        return ReturnCode(int(self.retcodes.reshape(-1)[first]))
+
+    @property
+    def successful(self) -> bool:
+        return self.retcode is ReturnCode.SUCCESS
+
+    def member_retcode(self, index: int | tuple[int, ...]) -> ReturnCode:
+        """The ReturnCode of one member of the batch (by its batch index)."""
+        return ReturnCode(int(self.retcodes[index]))
+
+    @property
+    def has_dense_output(self) -> bool:
+        return self._interpolator is not None
+
+    def __call__(self, t: Any) -> torch.Tensor:
+        """Dense output: u at time(s) ``t`` within tspan, shape (*batch, n) or (K, *batch, n)."""
+        if self._interpolator is None:
+            raise ProblemError(
+                "this Solution has no dense output: solve with dense=True (the default when saveat is None) "
+                f"and a solver with an interpolant (solver {getattr(self.solver, 'name', self.solver)!r})"
+            )
+        times = torch.as_tensor(t, dtype=self.u.dtype, device=self.u.device)
+        scalar = times.ndim == 0
+        values = self._interpolator(times.reshape(-1))
+        return values[0] if scalar else values
+
+    def to_xarray(self, **kwargs: Any) -> Any:
+        """Labelled copy as an xarray.Dataset (detached from autograd). See ``sciode.io``."""
+        from .io.xarray import solution_to_dataset
+
+        return solution_to_dataset(self, **kwargs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.solver, "name", self.solver)
+        return (f"Solution(retcode={self.retcode.name}, solver={name!r}, t: {tuple(self.t.shape)}, "
+                f"u: {tuple(self.u.shape)}, nfe={self.stats.get('nfe')})")

@@ -1,0 +1,129 @@
+"""The Solver interface: a solver owns one step; the core loop owns everything else.
+
+The loop calls ``init`` once and ``step`` repeatedly. Time arguments are tensors
+shaped like the members' clocks (0-d when the batch shares one step, ``(*batch, 1)``
+when members step independently); ``dt`` is a Python float for fixed-step runs and
+a tensor like ``t`` otherwise, so a solver's arithmetic must accept both.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+
+from .problems import ODEProblem
+
+__all__ = ["Solver", "StepResult", "RHS"]
+
+
+class StepResult(NamedTuple):
+    """What one step returns.
+
+    u:     the state at t + dt.
+    error: a raw local error estimate shaped like ``u`` (the loop scales it by the
+           tolerances and takes the norm), or None for solvers without one. A step
+           that could not be computed (e.g. Newton did not converge) puts ``inf``
+           in the failing members' entries; the loop then rejects and shrinks.
+    state: the solver state after the step (kept only if the step is accepted).
+    dense: what ``interpolate`` needs for this step (a tuple of tensors whose
+           leading dims are the member dims), or None.
+    """
+
+    u: torch.Tensor
+    error: torch.Tensor | None
+    state: Any
+    dense: Any
+
+
+@dataclasses.dataclass
+class RHS:
+    """The problem's vector field as the loop and the solvers call it: ``rhs(t, u)``.
+
+    Counts evaluations and carries what solvers may need besides f: the problem,
+    its parameters, the tolerances and the error norm (for Newton convergence
+    tests), and counters (``nfe``, ``njac``, ``nlinsolve``) that solvers increment.
+    """
+
+    problem: ODEProblem
+    rtol: float
+    atol: float
+    norm: Any
+    nfe: int = 0
+    njac: int = 0
+    nlinsolve: int = 0
+    #: in fixed-step runs, the times t + c*dt for the solver's ``stage_fractions`` at the
+    #: current step, precomputed by the loop for the whole grid (saves tensor ops per step)
+    stage_times: tuple[torch.Tensor, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.f = self.problem.f
+        self.p = self.problem.p
+
+    def __call__(self, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.f(u, self.p, t)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(nfe=self.nfe, njac=self.njac, nlinsolve=self.nlinsolve)
+
+    def error_norm(self, error: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor) -> torch.Tensor:
+        """Scaled norm of an error estimate, one value per member (shape of the clock)."""
+        scale = torch.maximum(u0.abs(), u1.abs()).mul_(self.rtol).add_(self.atol)
+        return self.norm(error / scale)
+
+
+class Solver:
+    """Base class of every solver plugin.
+
+    Subclasses set ``name`` (the registry key), ``order``, ``adaptive`` and
+    ``dense_output``, and implement ``step``; ``init`` and ``interpolate`` have
+    sensible defaults. Constructor keyword arguments are the solver's options
+    (``solve(..., **solver_options)`` passes them); ``options()`` lists them.
+    """
+
+    name: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+    error_order: ClassVar[int | None] = None
+    adaptive: ClassVar[bool] = False
+    dense_output: ClassVar[bool] = True
+    problem_types: ClassVar[tuple[type, ...]] = (ODEProblem,)
+    #: True when the step is differentiable by autograd (the backprop default).
+    differentiable: ClassVar[bool] = True
+    #: fractions c of the step at which ``step`` evaluates f; fixed-step runs precompute
+    #: those times for the whole grid and hand them over as ``rhs.stage_times``
+    stage_fractions: ClassVar[tuple[float, ...]] = ()
+    #: short description and citation, shown by ``sciode plugins`` and the docs
+    summary: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+
+    def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> Any:
+        """Solver state before the first step; ``f0`` is f(t0, u0) when the loop has it."""
+        return f0
+
+    def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: Any) -> StepResult:
+        raise NotImplementedError
+
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+        """u(t + theta*h) within an accepted step. Default: linear between the ends."""
+        return torch.lerp(u0, u1, theta)
+
+    def start_state(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, state: Any) -> Any:
+        """The state to continue from after the loop changed ``u`` between steps.
+
+        Called when a sensitivity restarts integration from a stored state or when
+        the loop resets members. Default: drop anything derived from the old u.
+        """
+        return None
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """Names of the keyword options the solver's constructor takes."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
