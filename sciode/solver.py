@@ -94,6 +94,9 @@ class Solver:
     #: fractions c of the step at which ``step`` evaluates f; fixed-step runs precompute
     #: those times for the whole grid and hand them over as ``rhs.stage_times``
     stage_fractions: ClassVar[tuple[float, ...]] = ()
+    #: True for solvers that bring their own integration loop (e.g. a bridge to scipy or
+    #: torchsde): ``solve`` then calls ``run(problem, options, sensealg)`` instead of the core loop
+    owns_loop: ClassVar[bool] = False
     #: short description and citation, shown by ``sciode plugins`` and the docs
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
@@ -104,6 +107,10 @@ class Solver:
 
     def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: Any) -> StepResult:
         raise NotImplementedError
+
+    def run(self, problem: ODEProblem, options: Any, sensealg: Any) -> Any:
+        """Solve the whole problem (only for ``owns_loop`` solvers); returns a Solution."""
+        raise NotImplementedError(f"solver {self.name!r} uses the core loop; it has no run()")
 
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
         """u(t + theta*h) within an accepted step. Default: linear between the ends."""
