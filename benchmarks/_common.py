@@ -1,0 +1,45 @@
+"""Shared helpers for the benchmark scripts: timing, counting, printing tables."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+
+def best_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> float:
+    """Minimum wall time over ``repeats`` runs (after ``warmup``): robust to a busy machine."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+class Counted(torch.nn.Module):
+    """Wraps a module and counts its forward calls (NFE), whatever library calls it."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.calls = 0
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.net(u)
+
+
+def mlp(width: int = 50, dim: int = 2, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(dim, width), torch.nn.Tanh(), torch.nn.Linear(width, dim)).to(dtype)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-markdown table."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
