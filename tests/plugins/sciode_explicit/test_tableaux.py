@@ -41,6 +41,6 @@ def test_rkn_tableau_consistency():
     NYSTROM4.check()
 
 
-def test_every_registered_rk_solver_has_declared_order():
+def test_every_registered_solver_has_declared_order():
     for name, cls in sciode.solvers().items():
-        assert cls.order >= 1, name
+        assert cls.order > 0, name
