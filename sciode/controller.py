@@ -7,6 +7,7 @@ run under ``no_grad``: step sizes are decisions, not differentiable quantities.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
@@ -17,7 +18,8 @@ __all__ = ["PIController", "initial_step", "rms_norm"]
 def rms_norm(x: torch.Tensor, member_dims: int) -> torch.Tensor:
     """Root-mean-square over the dims that are not member dims (keeping them as size 1)."""
     dims = tuple(range(member_dims, x.ndim))
-    return x.square().mean(dim=dims, keepdim=member_dims > 0).sqrt()
+    count = math.prod(x.shape[member_dims:])
+    return torch.linalg.vector_norm(x, dim=dims, keepdim=member_dims > 0).mul_(1.0 / math.sqrt(count))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,14 @@ class PIController:
         f = e.pow(-self.beta1 / k).mul_(err_prev.pow(self.beta2 / k)).mul_(self.safety)
         f = torch.where(accept, f.clamp(self.min_factor, self.max_factor), f.clamp(self.min_factor, 1.0))
         return torch.where(finite, f, self.min_factor)
+
+
+    def factor_scalar(self, err: float, err_prev: float, accept: bool, k: int) -> float:
+        """The same rule on Python floats, for a clock shared by the whole batch."""
+        if not math.isfinite(err):
+            return self.min_factor
+        f = self.safety * max(err, 1e-10) ** (-self.beta1 / k) * err_prev ** (self.beta2 / k)
+        return min(max(f, self.min_factor), self.max_factor if accept else 1.0)
 
 
 @torch.no_grad()

@@ -100,7 +100,8 @@ class StepRecorder:
             return None
         cols = list(zip(*self.pending))
         self.pending = []
-        t_start, h = torch.stack(cols[0]), torch.stack(cols[1])
+        t_start = torch.stack(cols[0])
+        h = torch.tensor(cols[1], dtype=t_start.dtype, device=t_start.device) if isinstance(cols[1][0], float) else torch.stack(cols[1])
         S = t_start.shape[0]
         elapsed_end = ((t_start + h - self.t0) * self.direction).detach().reshape(S, -1).T.contiguous()
         # a member that did not advance keeps its previous end, so each row is non-decreasing

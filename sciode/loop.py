@@ -107,6 +107,7 @@ class _Integration:
         self.step_times: list[torch.Tensor] = []
         self.nsteps = self.naccepted = self.nrejected = 0
         self.failure_note = ""
+        self._fractions: torch.Tensor | None = None
         self.progress = None
 
     # -- helpers --------------------------------------------------------------------------
@@ -212,7 +213,85 @@ class _Integration:
         self.newton_failed = failed
         return self.assemble()
 
-    # -- adaptive -------------------------------------------------------------------------
+    # -- adaptive, one step shared by the whole batch ---------------------------------------
+    def stage_clock(self, t: float, dt: float) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """The step's start time and its stage times as tensors, in two tensor ops."""
+        if self._fractions is None:
+            fractions = (0.0, *self.solver.stage_fractions)
+            self._fractions = torch.tensor(fractions, dtype=self.dtype, device=self.device)
+        times = torch.mul(self._fractions, dt).add_(t).unbind(0)
+        return times[0], (times[1:] if len(times) > 1 else None)
+
+    def run_adaptive_shared(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adaptive stepping with one clock for the batch, kept in Python floats.
+
+        The error norm and a finiteness probe of the new state come back to the host
+        in one transfer per step; the controller, time and step size are then plain
+        float arithmetic, and solvers receive ``dt`` as a float (fewest tensor ops).
+        """
+        solver, opts, rhs = self.solver, self.opts, self.rhs
+        t, direction = self.t0, self.direction
+        t_tensor = torch.tensor(t, dtype=self.dtype, device=self.device)
+        u = self.u0
+        f0 = self.first_evaluation(t_tensor)
+        state = solver.init(rhs, t_tensor, u, f0)
+        span = abs(self.t1 - self.t0)
+        k = min(solver.order, solver.error_order or solver.order - 1) + 1
+        if opts.dt is not None:
+            dt = direction * min(opts.dt, span)
+        else:
+            dt = float(initial_step(rhs, t_tensor, u, f0, k - 1, opts.rtol, opts.atol, self.norm, direction, span))
+        eps = torch.finfo(self.dtype).eps
+        every_step = self.saveat is None
+        if every_step:
+            self.step_times.append(t_tensor)
+            self.saved_values.append(u)
+        err_prev, code = 1.0, RUNNING
+        self.start_progress()
+        while code == RUNNING:
+            if self.nsteps >= opts.max_steps:
+                code = ReturnCode.MAX_STEPS
+                break
+            remaining = (self.t1 - t) * direction
+            last = abs(dt) >= remaining * (1 - 4 * eps)
+            step = remaining * direction if last else dt
+            t_tensor, rhs.stage_times = self.stage_clock(t, step)
+            res = solver.step(rhs, t_tensor, u, step, state)
+            with torch.no_grad():
+                u1 = res.u.detach()
+                err = float(rhs.error_norm(res.error.detach(), u.detach(), u1))
+                probe = float(u1.sum())
+            if not (math.isfinite(err) and math.isfinite(probe)):
+                err = math.inf
+            accept = err <= 1.0
+            factor = opts.controller.factor_scalar(err, err_prev, accept, k)
+            self.nsteps += 1
+            if accept:
+                if opts.on_step is not None:
+                    opts.on_step(t_tensor, step, u, state, None)
+                self.record(t_tensor, step, u, res.u, res.dense)
+                t = self.t1 if last else t + step
+                u, state, err_prev = res.u, res.state, max(err, 1e-4)
+                self.naccepted += 1
+                if every_step:
+                    self.step_times.append(t)
+                    self.saved_values.append(u)
+                if last:
+                    code = ReturnCode.SUCCESS
+            else:
+                self.nrejected += 1
+                if abs(step * factor) <= 16 * eps * max(abs(t), 1.0):
+                    code = ReturnCode.DT_TOO_SMALL if math.isfinite(probe) else ReturnCode.UNSTABLE
+            dt = step * factor
+            if self.progress is not None:
+                self.update_progress(torch.tensor(t))
+        rhs.stage_times = None
+        self.flush()
+        self.status = torch.tensor(code, dtype=torch.int8, device=self.device)
+        self.t_final = torch.tensor(t)
+        return self.assemble()
+
+    # -- adaptive, members stepping independently ---------------------------------------------
     def run_adaptive(self) -> tuple[torch.Tensor, torch.Tensor]:
         solver, opts = self.solver, self.opts
         t = self.clock(self.t0)
@@ -295,6 +374,8 @@ class _Integration:
         self.flush()
         if self.per_member:
             self.naccepted, self.nrejected = int(accepted_count.sum()), int(rejected_count.sum())
+            self.member_stats = {"naccepted": accepted_count.reshape(self.member_shape),
+                                 "nrejected": rejected_count.reshape(self.member_shape)}
         self.status = status.reshape(self.member_shape)
         self.t_final = t
         return self.assemble()
@@ -311,8 +392,8 @@ class _Integration:
     def assemble(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Stack the saved points into (t, u); fill points a member never reached with NaN."""
         if self.saveat is None:
-            t = torch.stack(self.step_times) if self.step_times[0].ndim == 0 else torch.stack(self.step_times).reshape(-1)
-            return t, torch.stack(self.saved_values)
+            times = [float(x) for x in self.step_times]
+            return torch.tensor(times, dtype=self.dtype, device=self.device), torch.stack(self.saved_values)
         values, masks = self.saved_values, self.saved_masks
         reached = len(values)
         if not self.per_member:  # a shared clock stops for everyone: keep the prefix it reached
@@ -390,12 +471,20 @@ class _Integration:
             ReturnCode.UNSTABLE: "the state became non-finite (NaN or inf)",
             ReturnCode.FAILURE: "the solver could not complete a step (e.g. the Newton iteration failed)",
         }[code]
+        note = getattr(self.solver, "failure_note", "")
+        if note:  # a solver may say what went wrong in its last failed step (e.g. Newton diverged)
+            reason = f"{reason}; solver: {note}"
         count = int(bad.shape[0])
         others = f"; {count} of {flat.numel()} members failed" if flat.numel() > 1 else ""
         return codes, f"{code.name}: {where} stopped{at} after {self.nsteps} steps: {reason}{others}"
 
     def run(self) -> Solution:
-        t, u = self.run_adaptive() if self.adaptive else self.run_fixed()
+        if not self.adaptive:
+            t, u = self.run_fixed()
+        elif self.per_member:
+            t, u = self.run_adaptive()
+        else:
+            t, u = self.run_adaptive_shared()
         if self.progress is not None:
             self.progress.close()
         codes, message = self.retcodes(u)
@@ -403,7 +492,8 @@ class _Integration:
         options = dict(rtol=self.opts.rtol, atol=self.opts.atol, dt=self.opts.dt, adaptive=self.adaptive,
                        stepping="per_member" if self.per_member else "shared", max_steps=self.opts.max_steps)
         return Solution(self.problem, t.detach().clone() if t.requires_grad else t, u, codes, message, stats,
-                        solver=self.solver, options=options, interpolator=self.interpolator())
+                        solver=self.solver, options=options, interpolator=self.interpolator(),
+                        member_stats=getattr(self, "member_stats", None))
 
 
 def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solution:

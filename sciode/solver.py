@@ -2,8 +2,9 @@
 
 The loop calls ``init`` once and ``step`` repeatedly. Time arguments are tensors
 shaped like the members' clocks (0-d when the batch shares one step, ``(*batch, 1)``
-when members step independently); ``dt`` is a Python float for fixed-step runs and
-a tensor like ``t`` otherwise, so a solver's arithmetic must accept both.
+when members step independently); ``dt`` is a Python float whenever the batch
+shares one step (fixed-step runs and shared adaptive runs) and a tensor like ``t``
+with per-member stepping, so a solver's arithmetic must accept both.
 """
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ class RHS:
     nfe: int = 0
     njac: int = 0
     nlinsolve: int = 0
-    #: in fixed-step runs, the times t + c*dt for the solver's ``stage_fractions`` at the
-    #: current step, precomputed by the loop for the whole grid (saves tensor ops per step)
+    #: when the batch shares one step, the times t + c*dt for the solver's ``stage_fractions``
+    #: at the current step, built by the loop in one op (saves tensor ops per step); else None
     stage_times: tuple[torch.Tensor, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -91,8 +92,8 @@ class Solver:
     problem_types: ClassVar[tuple[type, ...]] = (ODEProblem,)
     #: True when the step is differentiable by autograd (the backprop default).
     differentiable: ClassVar[bool] = True
-    #: fractions c of the step at which ``step`` evaluates f; fixed-step runs precompute
-    #: those times for the whole grid and hand them over as ``rhs.stage_times``
+    #: fractions c of the step at which ``step`` evaluates f; with a shared clock the loop
+    #: builds those times in one op and hands them over as ``rhs.stage_times``
     stage_fractions: ClassVar[tuple[float, ...]] = ()
     #: True for solvers that bring their own integration loop (e.g. a bridge to scipy or
     #: torchsde): ``solve`` then calls ``run(problem, options, sensealg)`` instead of the core loop

@@ -72,7 +72,7 @@ class ExplicitRungeKutta(Solver):
 
     def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: Any) -> StepResult:
         if isinstance(dt, float):
-            return self._fixed_step(rhs, t, u, dt, state)
+            return self._scalar_step(rhs, t, u, dt, state)
         times = [t if c == 0.0 else torch.add(t, dt, alpha=c) for c in self.stage_fractions]
         ks = [state if state is not None else rhs(t, u)]
         ui = u
@@ -84,37 +84,26 @@ class ExplicitRungeKutta(Solver):
         err = weighted_sum(self._error_terms, ks, dt) if self._error_terms else None
         return StepResult(u1, err, ks[-1] if self.tableau.fsal else None, tuple(ks))
 
-    def _fixed_step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: float, state: Any) -> StepResult:
-        """The same step with the coefficients pre-multiplied by a float dt: one tensor op per nonzero term."""
-        stages, b_terms = self._scaled_plan(dt)
+    def _scalar_step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: float, state: Any) -> StepResult:
+        """The same step for a float dt (a clock shared by the batch): one tensor op per nonzero term."""
         times = rhs.stage_times or [t if c == 0.0 else t + c * dt for c in self.stage_fractions]
         ks = [state if state is not None else rhs(t, u)]
         ui = u
-        for time_index, terms in stages:
+        for time_index, terms in self._stages:
             j0, a0 = terms[0]
-            ui = torch.add(u, ks[j0], alpha=a0)
+            ui = torch.add(u, ks[j0], alpha=a0 * dt)
             for j, a in terms[1:]:
-                ui.add_(ks[j], alpha=a)
+                ui.add_(ks[j], alpha=a * dt)
             ks.append(rhs(times[time_index], ui))
         if self.tableau.fsal:
             u1 = ui
         else:
-            j0, b0 = b_terms[0]
-            u1 = torch.add(u, ks[j0], alpha=b0)
-            for j, b in b_terms[1:]:
-                u1.add_(ks[j], alpha=b)
+            (j0, b0), rest = self._b_terms[0], self._b_terms[1:]
+            u1 = torch.add(u, ks[j0], alpha=b0 * dt)
+            for j, b in rest:
+                u1.add_(ks[j], alpha=b * dt)
         err = weighted_sum(self._error_terms, ks, dt) if self._error_terms else None
         return StepResult(u1, err, ks[-1] if self.tableau.fsal else None, tuple(ks))
-
-    def _scaled_plan(self, dt: float) -> tuple[tuple, Terms]:
-        """Stage and weight terms multiplied by dt, cached for the last dt (fixed-step runs reuse it)."""
-        cached = self.__dict__.get("_plan_for")
-        if cached is not None and cached[0] == dt:
-            return cached[1]
-        plan = (tuple((ti, tuple((j, a * dt) for j, a in terms)) for ti, terms in self._stages),
-                tuple((j, b * dt) for j, b in self._b_terms))
-        self._plan_for = (dt, plan)
-        return plan
 
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
         P = torch.tensor(self.tableau.interpolant, dtype=u0.dtype, device=u0.device)  # (s, D)
