@@ -36,9 +36,14 @@ class Solution:
     output where the solver has an interpolant and dense output was kept.
     """
 
+    #: Names of the member (batch) dims for ``to_xarray``, one per batch dim, e.g.
+    #: ``("sample",)`` for an ensemble of SDE paths; None keeps the I/O layer's defaults.
+    member_dims: tuple[str, ...] | None = None
+
     def __init__(self, problem: Any, t: torch.Tensor, u: torch.Tensor, retcodes: torch.Tensor, message: str,
                  stats: Mapping[str, int], *, solver: Any = None, sensealg: Any = None,
-                 options: Mapping[str, Any] | None = None, interpolator: Any = None) -> None:
+                 options: Mapping[str, Any] | None = None, interpolator: Any = None,
+                 member_stats: Mapping[str, torch.Tensor] | None = None) -> None:
         self.problem = problem
         self.t = t
         self.u = u
@@ -49,6 +54,8 @@ class Solution:
         self.sensealg = sensealg
         self.options = dict(options or {})
         self._interpolator = interpolator
+        #: per-member counters (int64 tensors of the batch shape) when members stepped independently
+        self.member_stats = dict(member_stats or {})
 
     @property
     def retcode(self) -> ReturnCode:
