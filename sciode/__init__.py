@@ -21,6 +21,8 @@ from .tableau import ButcherTableau, hermite_interpolant
 
 __all__ = [
     "__version__",
+    "io",
+    "run_batch",
     "ButcherTableau",
     "LoopOptions",
     "NotDifferentiableError",
@@ -50,3 +52,16 @@ __all__ = [
     "solve",
     "solvers",
 ]
+
+
+def __getattr__(name: str):
+    """``sciode.io`` and ``sciode.run_batch`` load lazily: they pull in xarray and netCDF4."""
+    if name == "io":
+        import importlib
+
+        return importlib.import_module(".io", __name__)
+    if name == "run_batch":
+        from .batch import run_batch
+
+        return run_batch
+    raise AttributeError(f"module 'sciode' has no attribute {name!r}")

@@ -10,11 +10,12 @@ chunks; ``saveat`` alone drops them once evaluated, bounding memory.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
 
-__all__ = ["StepChunk", "StepRecorder"]
+__all__ = ["PerMemberSaves", "StepChunk", "StepRecorder", "evaluate_chunks"]
 
 
 def _stack_tree(items: list[Any]) -> Any:
@@ -56,8 +57,29 @@ class StepChunk:
         start = self.elapsed_end[:, 0] - h0.abs()
         return float(start.min()), float(self.elapsed_end[:, -1].max())
 
+    def evaluate_at(self, solver: Any, q: torch.Tensor, times: torch.Tensor, member_shape: torch.Size) -> torch.Tensor:
+        """u at per-member query times: ``q`` (elapsed) and ``times`` are (M, R); returns (R, *member_shape, ...)."""
+        M, S = self.elapsed_end.shape
+        R = q.shape[1]
+        q = q.to(self.elapsed_end.dtype).contiguous()
+        idx = torch.searchsorted(self.elapsed_end, q, side="left").clamp_max_(S - 1)
+        index = idx.T.reshape((R,) + tuple(member_shape))
+        t0g, hg = _gather(self.t_start, index), _gather(self.h, index)
+        u0g, u1g = _gather(self.u0, index), _gather(self.u1, index)
+        tq = times.T.to(t0g.dtype).reshape((R,) + tuple(member_shape))
+        tq = tq.reshape(tq.shape + (1,) * (t0g.ndim - tq.ndim))
+        safe_h = torch.where(hg == 0, 1.0, hg)
+        theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
+        tol = 64 * torch.finfo(self.elapsed_end.dtype).eps * (1 + q.abs())
+        at_end = (self.elapsed_end.gather(1, idx) - q).abs() <= tol
+        theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
+        value = solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, _gather(self.dense, index))
+        end_mask = at_end.T.reshape((R,) + tuple(member_shape))
+        end_mask = end_mask.reshape(end_mask.shape + (1,) * (u0g.ndim - end_mask.ndim))
+        return torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
+
     def evaluate(self, solver: Any, elapsed: torch.Tensor, times: torch.Tensor, member_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
-        """u at ``times`` (K,) for every member, and a (K, *member_shape) mask of which the chunk covers."""
+        """u at shared ``times`` (K,) for every member, and a (K, *member_shape) mask of which the chunk covers."""
         M, S = self.elapsed_end.shape
         K = elapsed.shape[0]
         q = elapsed.to(self.elapsed_end.dtype).expand(M, K).contiguous()
@@ -65,19 +87,54 @@ class StepChunk:
         start = self.elapsed_end.gather(1, idx) - self.h.reshape(S, M).T.gather(1, idx).abs()
         tol = 64 * torch.finfo(self.elapsed_end.dtype).eps * (1 + q.abs())
         covered = (q >= start - tol) & (q <= self.elapsed_end[:, -1:] + tol)
-        index = idx.T.reshape((K,) + tuple(member_shape))
-        t0g, hg = _gather(self.t_start, index), _gather(self.h, index)
-        u0g, u1g = _gather(self.u0, index), _gather(self.u1, index)
-        tq = times.to(t0g.dtype).reshape((K,) + (1,) * (t0g.ndim - 1))
-        safe_h = torch.where(hg == 0, 1.0, hg)
-        theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
-        at_end = (self.elapsed_end.gather(1, idx) - q).abs() <= tol
-        theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
-        value = solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, _gather(self.dense, index))
-        end_mask = at_end.T.reshape((K,) + tuple(member_shape))
-        end_mask = end_mask.reshape(end_mask.shape + (1,) * (u0g.ndim - end_mask.ndim))
-        value = torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
+        value = self.evaluate_at(solver, q, times.expand(M, K), member_shape)
         return value, covered.T.reshape((K,) + tuple(member_shape))
+
+
+class PerMemberSaves:
+    """Saving at ``saveat`` when members step independently: each chunk evaluates only the
+    save times that each member newly passed, so the work is one evaluation per
+    (member, save time) however far apart the members' clocks drift."""
+
+    def __init__(self, saveat: torch.Tensor, t0: float, direction: float, member_shape: torch.Size) -> None:
+        self.times = saveat
+        self.elapsed = ((saveat - t0) * direction).detach()
+        self.member_shape = member_shape
+        members = math.prod(member_shape)
+        self.next = torch.zeros(members, dtype=torch.long, device=saveat.device)
+        self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def add(self, chunk: StepChunk, solver: Any) -> None:
+        ends = chunk.elapsed_end[:, -1]
+        tol = 64 * torch.finfo(ends.dtype).eps * (1 + ends.abs())
+        reached = torch.searchsorted(self.elapsed.to(ends.dtype), ends + tol, side="right")
+        rows = int((reached - self.next).max())
+        if rows <= 0:
+            return
+        k = self.next[:, None] + torch.arange(rows, device=ends.device)
+        valid = k < reached[:, None]
+        k_safe = k.clamp_max(self.times.shape[0] - 1)
+        values = chunk.evaluate_at(solver, self.elapsed[k_safe], self.times[k_safe], self.member_shape)
+        self.pieces.append((values, torch.where(valid, k, -1).T))
+        self.next = torch.maximum(self.next, reached)
+
+    def assemble(self, like: torch.Tensor) -> torch.Tensor:
+        """(K, *batch, n): every member's values at every save time, NaN where it never got there."""
+        K = self.times.shape[0]
+        if not self.pieces:
+            return torch.full((K,) + tuple(like.shape), math.nan, dtype=like.dtype, device=like.device)
+        values = torch.cat([v for v, _ in self.pieces])
+        index = torch.cat([i for _, i in self.pieces])  # (rows, M): save index per row and member, -1 unused
+        rows, members = index.shape
+        source = torch.full((K, members), -1, dtype=torch.long, device=index.device)
+        valid = index >= 0
+        member_ids = torch.arange(members, device=index.device).expand(rows, members)
+        row_ids = torch.arange(rows, device=index.device)[:, None].expand(rows, members)
+        source[index[valid], member_ids[valid]] = row_ids[valid]
+        found = (source >= 0).reshape((K,) + tuple(self.member_shape))
+        out = _gather(values, source.clamp_min(0).reshape((K,) + tuple(self.member_shape)))
+        found = found.reshape(found.shape + (1,) * (out.ndim - found.ndim))
+        return torch.where(found, out, math.nan)
 
 
 class StepRecorder:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .controller import PIController, initial_step, rms_norm
-from .dense import StepChunk, StepRecorder, evaluate_chunks
+from .dense import PerMemberSaves, StepChunk, StepRecorder, evaluate_chunks
 from .loop_output import OutputMixin
 from .errors import ProblemError
 from .problems import ODEProblem
@@ -103,8 +103,8 @@ class _Integration(OutputMixin):
         self.keep_dense = opts.dense and solver.dense_output
         self.recorder = StepRecorder(self.t0, self.direction, self.member_shape) if (saveat is not None or self.keep_dense) else None
         self.chunks: list[StepChunk] = []
+        self.member_saves = PerMemberSaves(saveat, self.t0, self.direction, self.member_shape) if self.per_member else None
         self.saved_values: list[torch.Tensor | None] = [] if saveat is None else [None] * saveat.shape[0]
-        self.saved_masks: list[torch.Tensor | None] = [None] * (0 if saveat is None else saveat.shape[0])
         self.step_times: list[torch.Tensor] = []
         self.nsteps = self.naccepted = self.nrejected = 0
         self.failure_note = ""
@@ -128,17 +128,13 @@ class _Integration(OutputMixin):
         chunk = self.recorder.stack()
         if chunk is None:
             return
-        if self.saveat is not None:
-            values, masks = evaluate_chunks([chunk], self.solver, self.t0, self.direction, self.saveat, self.member_shape)
-            for k, (v, m) in enumerate(zip(values, masks)):
-                if v is None:
-                    continue
-                if self.saved_values[k] is None:
-                    self.saved_values[k], self.saved_masks[k] = v, m
-                else:
-                    mm = m.reshape(m.shape + (1,) * (v.ndim - m.ndim))
-                    self.saved_values[k] = torch.where(mm, v, self.saved_values[k])
-                    self.saved_masks[k] = self.saved_masks[k] | m
+        if self.member_saves is not None:
+            self.member_saves.add(chunk, self.solver)
+        elif self.saveat is not None:  # a shared clock: each save time is covered by exactly one chunk
+            values, _ = evaluate_chunks([chunk], self.solver, self.t0, self.direction, self.saveat, self.member_shape)
+            for k, v in enumerate(values):
+                if v is not None and self.saved_values[k] is None:
+                    self.saved_values[k] = v
         if self.keep_dense:
             self.chunks.append(chunk)
 

@@ -19,23 +19,16 @@ class OutputMixin:
     """Assembly of the saved trajectory, the dense-output evaluator and per-member retcodes."""
 
     def assemble(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stack the saved points into (t, u); fill points a member never reached with NaN."""
+        """Stack the saved points into (t, u); with per-member stepping, NaN where a member never got."""
         if self.saveat is None:
             times = [float(x) for x in self.step_times]
             return torch.tensor(times, dtype=self.dtype, device=self.device), torch.stack(self.saved_values)
-        values, masks = self.saved_values, self.saved_masks
-        reached = len(values)
-        if not self.per_member:  # a shared clock stops for everyone: keep the prefix it reached
-            reached = next((i for i, v in enumerate(values) if v is None), len(values))
-        out = []
-        nan = torch.full(self.u0.shape, math.nan, dtype=self.dtype, device=self.device)
-        for v, m in zip(values[:reached], masks[:reached]):
-            if v is None:
-                out.append(nan)
-            else:
-                mm = m.reshape(m.shape + (1,) * (v.ndim - m.ndim))
-                out.append(torch.where(mm, v, nan) if self.per_member else v)
-        u = torch.stack(out) if out else self.u0.new_empty((0,) + self.u0.shape)
+        if self.member_saves is not None:
+            return self.saveat, self.member_saves.assemble(self.u0)
+        # a shared clock stops for everyone: keep the prefix of save times it reached
+        values = self.saved_values
+        reached = next((i for i, v in enumerate(values) if v is None), len(values))
+        u = torch.stack(values[:reached]) if reached else self.u0.new_empty((0,) + self.u0.shape)
         return self.saveat[:reached], u
 
     def interpolator(self) -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -142,7 +142,8 @@ class ODEProblem:
     independently (``solve(..., stepping="per_member")``) ``t`` has shape
     ``(*batch, 1)`` so it broadcasts against ``u``; otherwise it is a 0-d tensor.
     ``jac(u, p, t)``, if given, returns df/du with shape ``(*batch, n, n)``.
-    CF metadata (``state_units``, ``state_long_names``, ``time_units``) is carried
+    CF metadata (``state_units``, ``state_long_names``, ``state_standard_names``,
+    ``time_units``) is carried
     into ``Solution.to_xarray()``.
     """
 
@@ -155,6 +156,7 @@ class ODEProblem:
     name: str | None = dataclasses.field(default=None, kw_only=True)
     state_units: Sequence[str] | str | None = dataclasses.field(default=None, kw_only=True)
     state_long_names: Sequence[str] | str | None = dataclasses.field(default=None, kw_only=True)
+    state_standard_names: Sequence[str] | str | None = dataclasses.field(default=None, kw_only=True)
     time_units: str | None = dataclasses.field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
@@ -169,6 +171,7 @@ class ODEProblem:
         self.state_names = _check_names(self.state_names, n, "state_names")
         self.state_units = _check_per_state(self.state_units, n, "state_units")
         self.state_long_names = _check_per_state(self.state_long_names, n, "state_long_names")
+        self.state_standard_names = _check_per_state(self.state_standard_names, n, "state_standard_names")
         if self.name is not None and not isinstance(self.name, str):
             raise ProblemError(f"name must be a string; got {self.name!r}")
 

@@ -90,11 +90,25 @@ class Solution:
         values = self._interpolator(times.reshape(-1))
         return values[0] if scalar else values
 
-    def to_xarray(self, **kwargs: Any) -> Any:
-        """Labelled copy as an xarray.Dataset (detached from autograd). See ``sciode.io``."""
+    def to_xarray(self, *, times: Any = None, members: Any = None, attrs: Mapping[str, Any] | None = None) -> Any:
+        """Labelled copy as an xarray.Dataset: ``u`` on ("time", *member dims, "state").
+
+        The copy is detached (no gradients flow through it). ``times``: a grid to
+        evaluate dense output on; ``members``: labels for the member dims; ``attrs``:
+        extra global attributes. See ``sciode.io.solution_to_dataset``.
+        """
         from .io.xarray import solution_to_dataset
 
-        return solution_to_dataset(self, **kwargs)
+        return solution_to_dataset(self, times=times, members=members, attrs=attrs)  # honours member_dims
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Plot the trajectories (or a phase portrait with ``phase=("x", "y")``); returns the matplotlib Figure.
+
+        Keyword arguments go to ``sciode.plot.plot_dataset`` (``members``, ``phase``, ``states``, ``output``).
+        """
+        from .plot import plot_dataset
+
+        return plot_dataset(self.to_xarray(), **kwargs)
 
     def __repr__(self) -> str:
         name = getattr(self.solver, "name", self.solver)

@@ -1,0 +1,112 @@
+"""Malformed inputs are rejected before any work starts, with a message naming the variable, dim or path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import sciode
+from batch_helpers import LV_SCRIPT, lv_members, run_cli
+
+
+def _write(ds: xr.Dataset, tmp: Path) -> Path:
+    path = tmp / "members.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+def _good(tmp: Path) -> Path:
+    return _write(lv_members(6, blowup=None), tmp)
+
+
+def _with(tmp: Path, **changes) -> Path:
+    ds = lv_members(6, blowup=None)
+    for name, value in changes.items():
+        if value is None:
+            ds = ds.drop_vars(name)
+        else:
+            ds[name] = value
+    return _write(ds, tmp)
+
+
+def _nan_beta(tmp: Path) -> Path:
+    ds = lv_members(6, blowup=None)
+    ds["beta"].values[4] = np.nan
+    return _write(ds, tmp)
+
+
+def _text_file(tmp: Path) -> Path:
+    path = tmp / "members.nc"
+    path.write_text("alpha,beta\n1,2\n")
+    return path
+
+
+def _script(tmp: Path, text: str) -> Path:
+    path = tmp / "problem_script.py"
+    path.write_text(text)
+    return path
+
+
+CASES = [
+    # (id, build(tmp) -> dict of run_batch arguments, message fragment)
+    ("input file missing", lambda t: dict(inputs=t / "nope.nc"), r"input: '.*nope\.nc' does not exist"),
+    ("input not netCDF", lambda t: dict(inputs=_text_file(t)), r"members\.nc' is not a netCDF file"),
+    ("no member dim", lambda t: dict(inputs=_write(lv_members(6, blowup=None).rename(member="run"), t)),
+     r"no 'member' dimension; the dims are \['run'\]"),
+    ("member not first", lambda t: dict(inputs=_with(t, gamma=(("k", "member"), np.ones((2, 6))))),
+     r"input variable 'gamma': dims \('k', 'member'\); 'member' must be the first dim"),
+    ("NaN parameter", lambda t: dict(inputs=_nan_beta(t)), r"input variable 'beta': contains NaN or inf \(first at member=4\)"),
+    ("missing variable", lambda t: dict(inputs=_with(t, gamma=None)),
+     r"asked for input variable 'gamma', which the input dataset does not have"),
+    ("reserved variable name", lambda t: dict(inputs=_with(t, u=("member", np.ones(6)))),
+     r"input variable 'u': the name is taken by the output"),
+    ("non-numeric variable", lambda t: dict(inputs=_with(t, tag=("member", np.array(list("abcdef"))))),
+     r"input variable 'tag': must be numeric"),
+    ("output exists", lambda t: dict(inputs=_good(t), output_path=_text_file_at(t / "traj.nc")),
+     r"output: '.*traj\.nc' exists; pass --overwrite"),
+    ("output directory missing", lambda t: dict(inputs=_good(t), output_path=t / "no" / "traj.nc"),
+     r"output: directory '.*no' does not exist"),
+    ("chunk zero", lambda t: dict(inputs=_good(t), chunk=0), r"chunk: must be an int >= 1; got 0"),
+    ("unknown solver", lambda t: dict(inputs=_good(t), solver="rk99"), r"solver: 'rk99' is not a registered solver"),
+    ("fixed step without dt", lambda t: dict(inputs=_good(t), solver="rk4"), r"dt: solver 'rk4' takes fixed steps"),
+    ("bad saveat", lambda t: dict(inputs=_good(t), saveat=0), r"saveat: give a number of intervals >= 1"),
+    ("workers and scheduler", lambda t: dict(inputs=_good(t), workers=2, scheduler="tcp://127.0.0.1:1"),
+     r"workers/scheduler: give one of them"),
+    ("script missing", lambda t: dict(inputs=_good(t), script=t / "missing.py"), r"script: '.*missing\.py' does not exist"),
+    ("script without problem", lambda t: dict(inputs=_good(t), script=_script(t, "def problme(inputs):\n    pass\n")),
+     r"script problem_script\.py: defines no function problem\(inputs\)"),
+    ("script returns wrong u0", lambda t: dict(inputs=_good(t), script=_script(t, WRONG_SHAPE)),
+     r"must return u0 of shape \(members, n\) = \(1, n\) for a chunk of 1 members; got \(3,\)"),
+]
+
+WRONG_SHAPE = """
+import torch, sciode
+def problem(inputs):
+    return sciode.ODEProblem(lambda u, p, t: -u, torch.ones(3, dtype=torch.float64), (0.0, 1.0))
+"""
+
+
+def _text_file_at(path: Path) -> Path:
+    path.write_text("previous result")
+    return path
+
+
+@pytest.mark.parametrize("build, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_rejected_up_front(tmp_path, build, message):
+    kwargs = dict(script=LV_SCRIPT, progress=False)
+    kwargs.update(build(tmp_path))
+    script, inputs = kwargs.pop("script"), kwargs.pop("inputs")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(sciode.ProblemError, match=message):
+        sciode.run_batch(script, inputs, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no partial directory, no output
+
+
+def test_cli_reports_input_errors_with_exit_code_2(tmp_path):
+    done = run_cli("run", str(LV_SCRIPT), "--input", str(_nan_beta(tmp_path)), "--output", str(tmp_path / "o.nc"))
+    assert done.returncode == 2
+    assert "sciode run: error: input variable 'beta': contains NaN" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o.nc").exists()
