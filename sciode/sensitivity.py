@@ -8,6 +8,8 @@ call :func:`sciode.loop.integrate` to run the forward pass.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Any, ClassVar
 
 from .loop import LoopOptions
@@ -29,6 +31,7 @@ class Sensitivity:
         raise NotImplementedError
 
     @classmethod
+    @functools.cache
     def options(cls) -> tuple[str, ...]:
         import inspect
 

@@ -8,6 +8,8 @@ with per-member stepping, so a solver's arithmetic must accept both.
 """
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 from typing import Any, ClassVar, NamedTuple
 
@@ -126,6 +128,7 @@ class Solver:
         return None
 
     @classmethod
+    @functools.cache
     def options(cls) -> tuple[str, ...]:
         """Names of the keyword options the solver's constructor takes."""
         import inspect
