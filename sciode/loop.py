@@ -164,20 +164,14 @@ class _Integration(OutputMixin):
         ratio = span / self.opts.dt
         n = max(1, round(ratio)) if abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio) else math.ceil(ratio)
         grid = [self.t0 + self.direction * self.opts.dt * i for i in range(n)] + [self.t1]
-        times = torch.tensor(grid, dtype=self.dtype, device=self.device).unbind(0)
         h = [self.direction * self.opts.dt] * (n - 1) + [grid[n] - grid[n - 1]]
-        fractions = self.solver.stage_fractions
-        stage_times = [None] * n
-        if fractions:  # every stage time of the run in one tensor op
-            table = torch.tensor([[grid[i] + c * h[i] for c in fractions] for i in range(n)], dtype=self.dtype, device=self.device)
-            flat, m = table.reshape(-1).unbind(0), len(fractions)
-            stage_times = [flat[i * m:(i + 1) * m] for i in range(n)]
         h_tensor = {value: torch.tensor(value, dtype=self.dtype, device=self.device) for value in set(h)} if self.recorder is not None else {}
         u = self.u0
-        state = self.solver.init(self.rhs, times[0], u, self.first_evaluation(times[0]))
+        clock = self.fixed_clock(grid, h, 0, min(n, self.opts.chunk_size))
+        state = self.solver.init(self.rhs, clock[0][0], u, self.first_evaluation(clock[0][0]))
         every_step = self.saveat is None
         if every_step:
-            self.step_times.append(times[0])
+            self.step_times.append(grid[0])
             self.saved_values.append(u)
         failed = None
         self.start_progress()
@@ -185,23 +179,26 @@ class _Integration(OutputMixin):
             if i >= self.opts.max_steps:
                 self.max_steps_hit = True
                 break
-            self.rhs.stage_times = stage_times[i]
-            res = self.solver.step(self.rhs, times[i], u, h[i], state)
+            block = i % self.opts.chunk_size
+            if block == 0 and i > 0:  # stage times are built one block at a time: memory stays flat
+                clock = self.fixed_clock(grid, h, i, min(n, i + self.opts.chunk_size))
+            t, self.rhs.stage_times = clock[block]
+            res = self.solver.step(self.rhs, t, u, h[i], state)
             if self.opts.on_step is not None:
-                self.opts.on_step(times[i], h[i], u, state, None)
+                self.opts.on_step(t, h[i], u, state, None)
             u1 = res.u
             if res.error is not None:  # implicit solvers flag steps they could not compute
                 bad = ~torch.isfinite(res.error).all(-1)
                 failed = bad if failed is None else failed | bad
             if self.recorder is not None:
-                self.record(times[i], h_tensor[h[i]], u, u1, res.dense)
+                self.record(t, h_tensor[h[i]], u, u1, res.dense)
             u, state = u1, res.state
             self.nsteps += 1
             if every_step:
-                self.step_times.append(times[i + 1])
+                self.step_times.append(grid[i + 1])
                 self.saved_values.append(u)
             if (i + 1) % self.opts.chunk_size == 0:
-                self.update_progress(times[i + 1])
+                self.update_progress(torch.tensor(grid[i + 1]))
                 if bool((~torch.isfinite(u)).any(-1).all()):
                     break  # every member has blown up: stop early
         self.rhs.stage_times = None
@@ -209,6 +206,14 @@ class _Integration(OutputMixin):
         self.naccepted = self.nsteps
         self.newton_failed = failed
         return self.assemble()
+
+    def fixed_clock(self, grid: list[float], h: list[float], start: int, stop: int) -> list[tuple[torch.Tensor, Any]]:
+        """(t, stage times) tensors for steps ``start:stop`` of a fixed grid, built in one tensor op."""
+        fractions = (0.0, *self.solver.stage_fractions)
+        table = torch.tensor([[grid[i] + c * h[i] for c in fractions] for i in range(start, stop)],
+                             dtype=self.dtype, device=self.device)
+        flat, m = table.reshape(-1).unbind(0), len(fractions)
+        return [(flat[j * m], flat[j * m + 1:(j + 1) * m] if m > 1 else None) for j in range(stop - start)]
 
     # -- adaptive, one step shared by the whole batch ---------------------------------------
     def stage_clock(self, t: float, dt: float) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
