@@ -1,0 +1,178 @@
+"""``adjoint``: Chen et al.'s continuous adjoint (backsolve), O(1) memory in the number of steps.
+
+Forward: the core loop under no_grad. Backward: from the last output time to t0,
+integrate the augmented system [u, a, a_p] (see ``augmented.py``) backwards in
+time with any registered solver, one segment between consecutive output times at
+a time; at each output time u is reset to the stored forward value and the
+incoming gradient dL/du(t_k) is added to a (the adjoint "jump"), so losses on a
+whole ``saveat`` trajectory work. Output times whose incoming gradient is exactly
+zero are stepped over without stopping. The result is the gradient of the
+continuous problem, accurate to the backward solve's tolerance (not the exact
+gradient of the discrete forward solution: use ``checkpointed`` for that).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+import sciode
+
+from .augmented import AugmentedField, Packing, channel_norm
+from .bridge import bridged_solve, zero_fill
+from .inputs import DifferentiableInputs
+
+__all__ = ["Adjoint"]
+
+#: steps the core loop buffers before interpolating saveat values; the backward segments
+#: only need their end value, so a small buffer keeps the backward pass's memory flat
+#: (the loop's default of 64 augmented states with their stages would dominate it)
+SEGMENT_CHUNK = 8
+
+
+def _positive_or_none(value: Any, argument: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise sciode.ProblemError(f"{argument} must be a positive finite number or None; got {value!r}")
+    return float(value)
+
+
+class Adjoint(sciode.Sensitivity):
+    """Continuous adjoint sensitivity (backsolve) with optional seminorm step control.
+
+    solver: the backward solver (a registered name or a Solver instance); default:
+        the forward's solver. ``solver_options`` are passed to a named solver.
+    rtol, atol: the backward solve's tolerances (default: the forward's).
+    dt: the backward step for fixed-step solvers (default: the forward's dt).
+    seminorm: leave the parameter adjoint out of the error norm (Kidger et al. 2021).
+    max_steps: step limit of each backward segment (default: the forward's).
+    """
+
+    name = "adjoint"
+    summary = "Continuous adjoint (backsolve): augmented system solved backwards; O(1) memory; seminorm option."
+    reference = ("Chen, Rubanova, Bettencourt & Duvenaud, Neural ODEs, NeurIPS 2018; "
+                 "Kidger, Chen & Lyons, 'Hey, that's not an ODE', ICML 2021 (seminorm)")
+
+    def __init__(self, *, solver: str | sciode.Solver | None = None, rtol: float | None = None,
+                 atol: float | None = None, dt: float | None = None, seminorm: bool = False,
+                 max_steps: int | None = None, solver_options: dict[str, Any] | None = None) -> None:
+        if solver is not None and not isinstance(solver, (str, sciode.Solver)):
+            raise sciode.ProblemError(f"adjoint solver must be None, a registered solver name or a Solver instance; got {type(solver).__name__}")
+        if solver_options and not isinstance(solver, str):
+            raise sciode.ProblemError("adjoint solver_options are only taken with a solver name; configure an instance directly")
+        if not isinstance(seminorm, bool):
+            raise sciode.ProblemError(f"adjoint seminorm must be True or False; got {seminorm!r}")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+            raise sciode.ProblemError(f"adjoint max_steps must be a positive int or None; got {max_steps!r}")
+        self.rtol, self.atol = _positive_or_none(rtol, "adjoint rtol"), _positive_or_none(atol, "adjoint atol")
+        self.dt = _positive_or_none(dt, "adjoint dt")
+        self.seminorm, self.max_steps = seminorm, max_steps
+        self.backward_solver: sciode.Solver | None
+        if isinstance(solver, str):
+            cls = sciode.lookup("solver", solver, "adjoint solver")
+            unknown = sorted(set(solver_options or {}) - set(cls.options()))
+            if unknown:
+                raise sciode.ProblemError(f"adjoint solver {solver!r} does not take option(s) {unknown}; it accepts {list(cls.options())}")
+            self.backward_solver = cls(**(solver_options or {}))
+        else:
+            self.backward_solver = solver
+
+    def solve(self, problem: sciode.ODEProblem, solver: sciode.Solver, options: sciode.LoopOptions) -> sciode.Solution:
+        back = self.backward_solver or solver
+        if sciode.ODEProblem not in back.problem_types:
+            raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} cannot solve the augmented first-order "
+                                      "system; pass Adjoint(solver=...) with a first-order ODE solver")
+        adaptive = back.adaptive and (options.adaptive or self.backward_solver is not None)
+        dt = self.dt if self.dt is not None else options.dt
+        if not adaptive and dt is None:
+            raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} steps at a fixed dt; pass Adjoint(dt=...)")
+        inputs = DifferentiableInputs.of(problem)
+        return bridged_solve(_AdjointRun(self, problem, solver, back, options, inputs, adaptive, dt), inputs)
+
+
+@dataclasses.dataclass
+class _AdjointRun:
+    sens: Adjoint
+    problem: sciode.ODEProblem
+    solver: sciode.Solver
+    back: sciode.Solver
+    options: sciode.LoopOptions
+    inputs: DifferentiableInputs
+    adaptive: bool
+    dt: float | None
+
+    def forward(self) -> sciode.Solution:
+        with torch.no_grad():
+            sol = sciode.integrate(self.problem, self.solver, self.options)
+        sol.stats.update(backward_nfe=0, backward_nsteps=0, backward_naccepted=0, backward_nrejected=0)
+        self.stats = sol.stats  # the dict only: holding sol would make a reference cycle through autograd
+        self.t = sol.t.detach()
+        self.values = sol.u.detach()
+        return sol
+
+    def backward(self, grad_u: torch.Tensor, needs: tuple[bool, ...]) -> list[torch.Tensor | None]:
+        all_inputs = self.inputs.all()
+        p_tree, params = self.inputs.detached_p(self.problem.p)
+        wrt = [i for i, x in enumerate(params) if x.requires_grad and needs[1 + i]]
+        packing = Packing(self.problem.u0.shape, [params[i].shape for i in wrt])
+        field = AugmentedField(self.problem.f, p_tree, [params[i] for i in wrt], packing)
+        norm = channel_norm(packing, self.sens.seminorm)
+        t0 = self.problem.tspan[0]
+        times = self.t.tolist()
+        K = len(times)
+        if K == 0:
+            return zero_fill([None] * len(all_inputs), all_inputs, needs)
+        nonzero = grad_u.reshape(K, -1).ne(0).any(1).tolist()
+        u, a = self.values[K - 1], grad_u[K - 1]
+        a_p: list[torch.Tensor | None] = [None] * len(wrt)
+        i = K - 1
+        while True:
+            j = i - 1
+            while j > 0 and not nonzero[j]:
+                j -= 1
+            target = times[j] if j >= 0 else t0
+            if target != times[i]:
+                y = self._segment(field, norm, packing.pack(u, a, a_p), times[i], target)
+                u, a, a_p = packing.unpack(y)
+                a_p = list(a_p)
+            if j < 0:
+                break
+            u, a = self.values[j], a + grad_u[j]
+            i = j
+        grads: list[torch.Tensor | None] = [a] + [None] * (len(all_inputs) - 1)
+        for k, g in zip(wrt, a_p):
+            grads[1 + k] = g.clone()
+        return zero_fill(grads, all_inputs, needs)
+
+    def _segment(self, field: AugmentedField, norm: Any, y0: torch.Tensor, t_start: float, t_end: float) -> torch.Tensor:
+        """Integrate the augmented system over one segment; adaptive runs start from the last segment's step."""
+        opts = self.options
+        end = torch.tensor([t_end], dtype=y0.dtype, device=y0.device)
+        steps: list[torch.Tensor] = []
+        first = self.dt if not self.adaptive else getattr(self, "next_dt", None)
+        if first is not None:
+            first = min(first, abs(t_end - t_start))
+        loop = sciode.LoopOptions(saveat=end, dt=first, rtol=self.sens.rtol or opts.rtol, atol=self.sens.atol or opts.atol,
+                                  max_steps=self.sens.max_steps or opts.max_steps, dense=False, norm=norm,
+                                  controller=opts.controller, adaptive=self.adaptive, chunk_size=SEGMENT_CHUNK,
+                                  on_step=(lambda t, dt, u, state, accepted: steps.append(dt)) if self.adaptive else None)
+        try:
+            sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
+        except (sciode.ProblemError, RuntimeError):
+            if field.functional:
+                raise
+            field.use_functional()  # the solver transforms f with torch.func (e.g. a Jacobian by vmap/jvp)
+            steps.clear()
+            sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
+        if len(steps) > 1:  # the last step was cut short to land on t_end; the one before is representative
+            self.next_dt = abs(float(steps[-2]))
+        s = self.stats
+        s["backward_nfe"] += sol.stats["nfe"]
+        s["backward_nsteps"] += sol.stats["nsteps"]
+        s["backward_naccepted"] += sol.stats["naccepted"]
+        s["backward_nrejected"] += sol.stats["nrejected"]
+        if not sol.successful or sol.u.shape[0] == 0:
+            raise sciode.SciodeError(f"adjoint backward solve from t = {t_start:g} to {t_end:g} failed: {sol.message}")
+        return sol.u[-1]
