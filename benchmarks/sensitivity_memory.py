@@ -26,7 +26,6 @@ from torch.utils._pytree import tree_flatten
 
 import sciode
 from _common import table
-from sciode_sensitivity import Checkpointed
 
 
 class LiveTensorBytes(TorchDispatchMode):
@@ -108,7 +107,7 @@ def main() -> None:
         return run
 
     runs = {"backprop": ours("backprop"), "adjoint": ours("adjoint"), "checkpointed (every step)": ours("checkpointed"),
-            "checkpointed (n_checkpoints=100)": ours(Checkpointed(n_checkpoints=100))}
+            "checkpointed (n_checkpoints=100)": ours(sciode.sensitivities()["checkpointed"](n_checkpoints=100))}
     try:
         import torchdiffeq  # noqa: F401
 

@@ -1,0 +1,106 @@
+"""Classic stiff test problems (batched, with analytic Jacobians), for tests and benchmarks.
+
+Robertson (chemical kinetics), van der Pol (relaxation oscillator), HIRES (plant
+physiology, 8 species) from Hairer & Wanner, Solving ODEs II, IV.1 and IV.10, and the
+Prothero-Robinson equation y' = -lambda (y - sin t) + cos t with exact solution sin t.
+Each function returns an ``sciode.ODEProblem``; ``analytic_jac=False`` leaves the
+Jacobian to autodiff.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+import sciode
+
+
+def robertson(tspan: tuple[float, float] = (0.0, 1e5), k: torch.Tensor | None = None, *,
+              members: int | None = None, dtype: torch.dtype = torch.float64, analytic_jac: bool = True) -> sciode.ODEProblem:
+    """y1' = -k1 y1 + k3 y2 y3, y2' = k1 y1 - k2 y2^2 - k3 y2 y3, y3' = k2 y2^2.
+
+    ``k``: rate constants (k1, k2, k3), shape (3,) or (*batch, 3) for an ensemble
+    (default 0.04, 3e7, 1e4); ``members`` repeats the default for a batch.
+    """
+    if k is None:
+        k = torch.tensor([0.04, 3e7, 1e4], dtype=dtype)
+        if members is not None:
+            k = k.expand(members, 3).clone()
+    u0 = torch.tensor([1.0, 0.0, 0.0], dtype=dtype).expand(k.shape[:-1] + (3,)).clone()
+
+    def f(u, p, t):
+        y1, y2, y3 = u.unbind(-1)
+        k1, k2, k3 = p.unbind(-1)
+        a, b, c = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
+        return torch.stack([c - a, a - b - c, b], -1)
+
+    def jac(u, p, t):
+        y1, y2, y3 = u.unbind(-1)
+        k1, k2, k3 = p.unbind(-1)
+        z = torch.zeros_like(y1)
+        rows = [torch.stack([-k1 + z, k3 * y3, k3 * y2], -1),
+                torch.stack([k1 + z, -2 * k2 * y2 - k3 * y3, -k3 * y2], -1),
+                torch.stack([z, 2 * k2 * y2, z], -1)]
+        return torch.stack(rows, -2)
+
+    return sciode.ODEProblem(f, u0, tspan, k, jac=jac if analytic_jac else None, state_names=["y1", "y2", "y3"],
+                             name="robertson")
+
+
+def van_der_pol(mu: float = 1000.0, tspan: tuple[float, float] = (0.0, 3000.0), *, dtype: torch.dtype = torch.float64,
+                analytic_jac: bool = True) -> sciode.ODEProblem:
+    """y1' = y2, y2' = mu (1 - y1^2) y2 - y1, from (2, 0)."""
+    u0 = torch.tensor([2.0, 0.0], dtype=dtype)
+    mu_t = torch.tensor(mu, dtype=dtype)
+
+    def f(u, p, t):
+        y1, y2 = u.unbind(-1)
+        return torch.stack([y2, p * (1 - y1 * y1) * y2 - y1], -1)
+
+    def jac(u, p, t):
+        y1, y2 = u.unbind(-1)
+        rows = [torch.stack([torch.zeros_like(y1), torch.ones_like(y1)], -1),
+                torch.stack([-2 * p * y1 * y2 - 1, p * (1 - y1 * y1)], -1)]
+        return torch.stack(rows, -2)
+
+    return sciode.ODEProblem(f, u0, tspan, mu_t, jac=jac if analytic_jac else None, name="van der Pol")
+
+
+_HIRES_U0 = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057]
+
+
+def hires(tspan: tuple[float, float] = (0.0, 321.8122), *, dtype: torch.dtype = torch.float64) -> sciode.ODEProblem:
+    """The HIRES problem (Schaefer 1975; Hairer & Wanner II, IV.10); Jacobian by autodiff."""
+
+    def f(u, p, t):
+        y = u.unbind(-1)
+        return torch.stack([
+            -1.71 * y[0] + 0.43 * y[1] + 8.32 * y[2] + 0.0007,
+            1.71 * y[0] - 8.75 * y[1],
+            -10.03 * y[2] + 0.43 * y[3] + 0.035 * y[4],
+            8.32 * y[1] + 1.71 * y[2] - 1.12 * y[3],
+            -1.745 * y[4] + 0.43 * y[5] + 0.43 * y[6],
+            -280.0 * y[5] * y[7] + 0.69 * y[3] + 1.71 * y[4] - 0.43 * y[5] + 0.69 * y[6],
+            280.0 * y[5] * y[7] - 1.81 * y[6],
+            -280.0 * y[5] * y[7] + 1.81 * y[6],
+        ], -1)
+
+    return sciode.ODEProblem(f, torch.tensor(_HIRES_U0, dtype=dtype), tspan, name="HIRES")
+
+
+def prothero_robinson(lam: float = 1e6, tspan: tuple[float, float] = (0.0, 2.0), *,
+                      dtype: torch.dtype = torch.float64) -> sciode.ODEProblem:
+    """y' = -lam (y - sin t) + cos t, y(0) = 0; the exact solution is sin t for every lam."""
+
+    def f(u, p, t):
+        return -p * (u - torch.sin(t)) + torch.cos(t)
+
+    def jac(u, p, t):
+        return (-p * torch.ones_like(u)).unsqueeze(-1)
+
+    return sciode.ODEProblem(f, torch.zeros(1, dtype=dtype), tspan, torch.tensor(lam, dtype=dtype), jac=jac,
+                             name="Prothero-Robinson")
+
+
+def exact_prothero_robinson(t: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.tensor([math.sin(t)], dtype=dtype)
