@@ -10,7 +10,8 @@ looping over members, given a plain NumPy right-hand side and the analytic Jacob
 fastest configuration). scipy's per-member time is measured on ``--scipy-members`` members
 and multiplied by the ensemble size (stated in the table). Accuracy: every method's final
 state against scipy Radau at rtol 1e-10 / atol 1e-14 on a subset of members. Finally the
-cost of sciode's solve at 1, 16, 256, 1024 and 4096 members.
+cost of sciode's solve at 1, 16, 256, 1024 and 4096 members. Times are CPU seconds of this
+process (time.process_time, torch on one thread), which a busy machine distorts least.
 """
 from __future__ import annotations
 
@@ -101,9 +102,9 @@ def main() -> None:
         rows.append([label, f"{seconds:.3f}", "measured", f"{1e3 * seconds / args.members:.3f}", steps,
                      sol.stats["nsteps"], f"{err[0]:.1e}", f"{err[1]:.1e}"])
     for method in ("LSODA", "BDF", "Radau"):
-        start = time.perf_counter()
+        start = time.process_time()
         values, steps = scipy_solve(sub, method)
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         seconds = elapsed / len(sub) * args.members
         common = [int(i) for i in ref_idx if i < len(sub)]
         err = relative_error(values[common], reference[[j for j, i in enumerate(ref_idx) if i < len(sub)]]) if common else (float("nan"),) * 2
