@@ -8,14 +8,12 @@ call :func:`sciode.loop.integrate` to run the forward pass.
 """
 from __future__ import annotations
 
-import functools
-
 from typing import Any, ClassVar
 
 from .loop import LoopOptions
 from .problems import ODEProblem
 from .solution import Solution
-from .solver import Solver
+from .solver import Solver, constructor_options
 
 __all__ = ["Sensitivity"]
 
@@ -31,12 +29,9 @@ class Sensitivity:
         raise NotImplementedError
 
     @classmethod
-    @functools.cache
     def options(cls) -> tuple[str, ...]:
-        import inspect
-
-        params = inspect.signature(cls.__init__).parameters.values()
-        return tuple(p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        """Names of the keyword options the sensitivity's constructor takes."""
+        return constructor_options(cls)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

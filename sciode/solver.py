@@ -77,6 +77,15 @@ class RHS:
         return self.norm(error / scale)
 
 
+@functools.cache
+def constructor_options(cls: type) -> tuple[str, ...]:
+    """Keyword names a plugin class's constructor accepts (its options), cached per class."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters.values()
+    return tuple(p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
 class Solver:
     """Base class of every solver plugin.
 
@@ -128,13 +137,9 @@ class Solver:
         return None
 
     @classmethod
-    @functools.cache
     def options(cls) -> tuple[str, ...]:
         """Names of the keyword options the solver's constructor takes."""
-        import inspect
-
-        params = inspect.signature(cls.__init__).parameters.values()
-        return tuple(p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        return constructor_options(cls)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

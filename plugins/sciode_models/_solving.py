@@ -12,7 +12,7 @@ import torch
 
 import sciode
 
-__all__ = ["check_solver_choice", "solve_to_end", "ModelSolveError"]
+__all__ = ["check_solver_choice", "configure_solve", "solve_to_end", "ModelSolveError"]
 
 
 class ModelSolveError(sciode.SciodeError, RuntimeError):
@@ -29,6 +29,18 @@ def check_solver_choice(solver: Any, sensealg: Any) -> None:
         sciode.lookup("sensitivity", sensealg, "sensealg")
     elif sensealg is not None and not isinstance(sensealg, sciode.Sensitivity):
         raise sciode.ProblemError(f"sensealg must be None, a registered name or a sciode.Sensitivity; got {type(sensealg).__name__}")
+
+
+def configure_solve(model: torch.nn.Module, tspan: Any, solver: Any, sensealg: Any, defaults: dict[str, Any],
+                    solve_options: dict[str, Any]) -> None:
+    """Validate and store a model's solve settings: ``tspan``, ``solver``, ``sensealg``, ``solve_options``."""
+    check_solver_choice(solver, sensealg)
+    model.tspan = (float(tspan[0]), float(tspan[1]))
+    if model.tspan[0] == model.tspan[1]:
+        raise sciode.ProblemError(f"tspan must hold two different times; got {tspan!r}")
+    model.solver = solver
+    model.sensealg = sensealg
+    model.solve_options = {**defaults, **solve_options}
 
 
 def solve_to_end(field: torch.nn.Module, u0: torch.Tensor, tspan: tuple[float, float], solver: Any,

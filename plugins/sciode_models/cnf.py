@@ -14,7 +14,6 @@ over ``tspan`` (a multi-block stack, as in FFJORD's multiscale toy models).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 
 import sciode
 
-from ._solving import check_solver_choice, solve_to_end
+from ._solving import configure_solve, solve_to_end
 
 __all__ = ["CNF", "FFJORD", "standard_normal_log_prob"]
 
@@ -124,15 +123,9 @@ class CNF(nn.Module):
         for label, w in (("kinetic_energy", kinetic_energy), ("jacobian_norm", jacobian_norm)):
             if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
                 raise sciode.ProblemError(f"{label} must be a finite number >= 0 (a regularisation weight); got {w!r}")
-        check_solver_choice(solver, sensealg)
+        configure_solve(self, tspan, solver, sensealg, DEFAULT_TOLERANCES, solve_options)
         self.blocks = nn.ModuleList(b if isinstance(b, nn.Module) else _Function(b) for b in blocks)
         self.dim = dim
-        self.tspan = (float(tspan[0]), float(tspan[1]))
-        if self.tspan[0] == self.tspan[1]:
-            raise sciode.ProblemError(f"tspan must hold two different times; got {tspan!r}")
-        self.solver = solver
-        self.sensealg = sensealg
-        self.solve_options = {**DEFAULT_TOLERANCES, **solve_options}
         self.kinetic_energy = float(kinetic_energy)
         self.jacobian_norm = float(jacobian_norm)
         self.nfe = 0  #: evaluations of the augmented field in the last call (all blocks)

@@ -17,7 +17,7 @@ from torch import nn
 
 import sciode
 
-from ._solving import check_solver_choice, solve_to_end
+from ._solving import configure_solve, solve_to_end
 
 __all__ = ["ODEBlock", "ConcatConv2d", "ConvODEFunc"]
 
@@ -62,14 +62,8 @@ class ODEBlock(nn.Module):
         super().__init__()
         if not callable(func):
             raise sciode.ProblemError(f"func must be callable as func(x, p, t); got {type(func).__name__}")
-        check_solver_choice(solver, sensealg)
+        configure_solve(self, tspan, solver, sensealg, DEFAULT_TOLERANCES, solve_options)
         self.func = func
-        self.tspan = (float(tspan[0]), float(tspan[1]))
-        if self.tspan[0] == self.tspan[1]:
-            raise sciode.ProblemError(f"tspan must hold two different times; got {tspan!r}")
-        self.solver = solver
-        self.sensealg = sensealg
-        self.solve_options = {**DEFAULT_TOLERANCES, **solve_options}
         self._counter = _Counter()
         self._calls_after_forward = 0
         self.nfe_forward = 0
