@@ -107,7 +107,6 @@ class _Integration(OutputMixin):
         self.saved_values: list[torch.Tensor | None] = [] if saveat is None else [None] * saveat.shape[0]
         self.step_times: list[torch.Tensor] = []
         self.nsteps = self.naccepted = self.nrejected = 0
-        self.failure_note = ""
         self._fractions: torch.Tensor | None = None
         self.progress = None
 

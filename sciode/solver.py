@@ -109,6 +109,9 @@ class Solver:
     #: True for solvers that bring their own integration loop (e.g. a bridge to scipy or
     #: torchsde): ``solve`` then calls ``run(problem, options, sensealg)`` instead of the core loop
     owns_loop: ClassVar[bool] = False
+    #: a solver may set this (per instance) to say why its last step failed, e.g. which
+    #: member's Newton iteration diverged; the loop appends it to a failed solve's message
+    failure_note: str = ""
     #: short description and citation, shown by ``sciode plugins`` and the docs
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
@@ -127,14 +130,6 @@ class Solver:
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
         """u(t + theta*h) within an accepted step. Default: linear between the ends."""
         return torch.lerp(u0, u1, theta)
-
-    def start_state(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, state: Any) -> Any:
-        """The state to continue from after the loop changed ``u`` between steps.
-
-        Called when a sensitivity restarts integration from a stored state or when
-        the loop resets members. Default: drop anything derived from the old u.
-        """
-        return None
 
     @classmethod
     def options(cls) -> tuple[str, ...]:
