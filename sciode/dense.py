@@ -140,10 +140,9 @@ class PerMemberSaves:
 class StepRecorder:
     """Collects per-iteration records and stacks them into StepChunks."""
 
-    def __init__(self, t0: float, direction: float, member_shape: torch.Size) -> None:
+    def __init__(self, t0: float, direction: float) -> None:
         self.t0 = t0
         self.direction = direction
-        self.member_shape = member_shape
         self.pending: list[tuple] = []
 
     def __len__(self) -> int:

@@ -101,7 +101,7 @@ class _Integration(OutputMixin):
             saveat = torch.tensor([self.t0, self.t1], dtype=self.dtype, device=self.device)
         self.saveat = saveat
         self.keep_dense = opts.dense and solver.dense_output
-        self.recorder = StepRecorder(self.t0, self.direction, self.member_shape) if (saveat is not None or self.keep_dense) else None
+        self.recorder = StepRecorder(self.t0, self.direction) if (saveat is not None or self.keep_dense) else None
         self.chunks: list[StepChunk] = []
         self.member_saves = PerMemberSaves(saveat, self.t0, self.direction, self.member_shape) if self.per_member else None
         self.saved_values: list[torch.Tensor | None] = [] if saveat is None else [None] * saveat.shape[0]
@@ -293,7 +293,7 @@ class _Integration(OutputMixin):
         return self.assemble()
 
     # -- adaptive, members stepping independently ---------------------------------------------
-    def run_adaptive(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_adaptive_per_member(self) -> tuple[torch.Tensor, torch.Tensor]:
         solver, opts = self.solver, self.opts
         t = self.clock(self.t0)
         u = self.u0
@@ -394,7 +394,7 @@ class _Integration(OutputMixin):
         if not self.adaptive:
             t, u = self.run_fixed()
         elif self.per_member:
-            t, u = self.run_adaptive()
+            t, u = self.run_adaptive_per_member()
         else:
             t, u = self.run_adaptive_shared()
         if self.progress is not None:
