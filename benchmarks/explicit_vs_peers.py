@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _common import Counted, best_time, mlp, table
 
 import sciode
-from _common import Counted, best_time, mlp, table
 
 
 def overhead(repeats: int) -> str:

@@ -21,11 +21,11 @@ import weakref
 from typing import Any
 
 import torch
+from _common import table
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 import sciode
-from _common import table
 
 
 class LiveTensorBytes(TorchDispatchMode):

@@ -22,9 +22,9 @@ import argparse
 import time
 
 import torch
+from _common import Counted, table
 
 import sciode
-from _common import Counted, table
 from sciode_sensitivity import Adjoint, Checkpointed
 
 RTOL, ATOL = 1e-6, 1e-8
@@ -68,7 +68,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    import torchdiffeq
 
     dtype = torch.float64
     batch_t, batch_y0, batch_y = spiral_data(dtype)

@@ -14,7 +14,7 @@ import time
 import torch
 
 import sciode
-from sciode_models import CNF, FFJORD, ConcatSquashMLP, TOY_DATASETS, parameter_count, toy_entropy, toy_sample
+from sciode_models import CNF, FFJORD, TOY_DATASETS, ConcatSquashMLP, parameter_count, toy_entropy, toy_sample
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

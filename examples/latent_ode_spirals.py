@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sciode_models.latent_ode import LatentODE, ODERNN, RNNBaseline
+from sciode_models.latent_ode import ODERNN, LatentODE, RNNBaseline
 from sciode_models.timeseries import IrregularSeries, spirals
 
 

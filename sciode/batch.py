@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .batch_chunk import Template, solve_members, single_thread
+from .batch_chunk import Template, single_thread, solve_members
 from .batch_exec import run_dask, run_local
 from .batch_inputs import BatchOptions, Inputs, ProblemScript, RunError, load_inputs, make_options
 from .batch_store import PartialStore

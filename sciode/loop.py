@@ -18,8 +18,8 @@ import torch
 
 from .controller import PIController, initial_step, rms_norm
 from .dense import PerMemberSaves, StepChunk, StepRecorder, evaluate_chunks
-from .loop_output import OutputMixin
 from .errors import ProblemError
+from .loop_output import OutputMixin
 from .problems import ODEProblem
 from .solution import ReturnCode, Solution
 from .solver import RHS, Solver

@@ -8,9 +8,8 @@ with per-member stepping, so a solver's arithmetic must accept both.
 """
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 from typing import Any, ClassVar, NamedTuple
 
 import torch

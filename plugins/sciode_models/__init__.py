@@ -11,12 +11,12 @@ import sciode
 from .classifiers import MLPClassifier, ODENetClassifier, ResNetClassifier, parameter_count
 from .cnf import CNF, FFJORD, standard_normal_log_prob
 from .digits import load_digits_split
+
+# Further model families: import them here and extend MODELS (e.g. the latent ODE of issue 7).
+from .latent_ode import ODERNN, LatentODE, RNNBaseline
 from .layers import ConcatSquashLinear, ConcatSquashMLP
 from .odenet import ConcatConv2d, ConvODEFunc, ODEBlock
 from .toy_data import TOY_DATASETS, toy_entropy, toy_log_density, toy_sample
-
-# Further model families: import them here and extend MODELS (e.g. the latent ODE of issue 7).
-from .latent_ode import LatentODE, ODERNN, RNNBaseline
 
 MODELS: list[type] = [ODEBlock, ODENetClassifier, CNF, FFJORD, LatentODE, ODERNN, RNNBaseline]
 

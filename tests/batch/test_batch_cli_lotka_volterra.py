@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import xarray as xr
+from batch_helpers import BLOWUP, LV_SCRIPT, lv_members, run_cli
 
 import sciode
-from batch_helpers import BLOWUP, LV_SCRIPT, lv_members, run_cli
 
 N = 1000
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from batch_helpers import LV_SCRIPT, lv_members, without_timestamps
 
 import sciode
-from batch_helpers import LV_SCRIPT, lv_members, without_timestamps
 
 
 @pytest.mark.slow

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from batch_helpers import REPO
 
 import sciode
-from batch_helpers import REPO
 
 
 @pytest.mark.slow

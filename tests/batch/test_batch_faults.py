@@ -10,9 +10,9 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from batch_helpers import run_cli, without_timestamps
 
 import sciode
-from batch_helpers import run_cli, without_timestamps
 
 SCRIPT = '''
 import os

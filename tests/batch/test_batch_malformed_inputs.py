@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from batch_helpers import LV_SCRIPT, lv_members, run_cli
 
 import sciode
-from batch_helpers import LV_SCRIPT, lv_members, run_cli
 
 
 def _write(ds: xr.Dataset, tmp: Path) -> Path:

@@ -5,9 +5,9 @@ import html as html_lib
 import shutil
 
 import pytest
+from docs_helpers import DOCS, EXAMPLES, ROOT, build_site, html_headings
 
 import sciode
-from docs_helpers import DOCS, EXAMPLES, ROOT, build_site, html_headings
 
 
 @pytest.fixture(scope="module")

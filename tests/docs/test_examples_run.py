@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from docs_helpers import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow

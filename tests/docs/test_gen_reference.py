@@ -7,9 +7,9 @@ import sys
 from typing import Any
 
 import pytest
+from docs_helpers import DOCS
 
 import sciode
-from docs_helpers import DOCS
 from sciode.registry import Registry
 
 

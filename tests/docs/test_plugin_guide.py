@@ -9,14 +9,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
+from docs_helpers import DOCS, EXAMPLES, code_blocks
 
 import sciode
-from docs_helpers import DOCS, EXAMPLES, code_blocks
 
 GUIDE = DOCS / "plugins.md"
 EXAMPLE = EXAMPLES / "third_party_plugin"

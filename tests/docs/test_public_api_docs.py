@@ -6,9 +6,9 @@ import inspect
 import sys
 
 import pytest
+from docs_helpers import DOCS
 
 import sciode
-from docs_helpers import DOCS
 
 
 def _gen_reference():

@@ -1,7 +1,6 @@
 """Every built-in tableau is internally consistent; dense output matches published values."""
 import numpy as np
 import pytest
-import torch
 
 import sciode
 from sciode_explicit import tableaux

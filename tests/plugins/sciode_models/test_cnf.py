@@ -5,11 +5,10 @@ import math
 
 import pytest
 import torch
+from models_fields import LinearField, TanhField, registered_sensitivity
 
 import sciode
 from sciode_models import CNF, FFJORD, ConcatSquashMLP, standard_normal_log_prob
-
-from models_fields import LinearField, TanhField, registered_sensitivity
 
 TIGHT = dict(rtol=1e-9, atol=1e-9)
 

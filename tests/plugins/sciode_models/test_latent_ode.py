@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import sciode
-from sciode_models.latent_ode import LatentODE, ODERNN, RNNBaseline
+from sciode_models.latent_ode import ODERNN, LatentODE, RNNBaseline
 from sciode_models.timeseries import damped_oscillators, load_netcdf, save_netcdf, spirals
 
 ROOT = Path(__file__).resolve().parents[3]

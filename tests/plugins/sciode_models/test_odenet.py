@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 import torch
+from models_fields import registered_sensitivity
 from torch import nn
 
 import sciode
 from sciode_models import ConcatConv2d, ConvODEFunc, MLPClassifier, ODEBlock, ODENetClassifier, ResNetClassifier
-
-from models_fields import registered_sensitivity
 
 
 class Decay(nn.Module):

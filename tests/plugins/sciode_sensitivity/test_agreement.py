@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sens_helpers import ALGORITHMS, EXACT_TOL, SOLVERS, SOLVERS_SLOW_IMPLICIT, central_difference, grads, max_rel
 
 import sciode
 from sciode_sensitivity import Adjoint, Checkpointed
-from sens_helpers import EXACT_TOL, ALGORITHMS, SOLVERS, SOLVERS_SLOW_IMPLICIT, central_difference, grads, max_rel
 
 
 class Field(torch.nn.Module):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sens_helpers import ALGORITHMS, SOLVERS, SOLVERS_SLOW_IMPLICIT, grads, max_rel
 
 import sciode
-from sens_helpers import ALGORITHMS, SOLVERS, SOLVERS_SLOW_IMPLICIT, grads, max_rel
 
 T = 1.5
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sens_helpers import grads, max_rel
 
 import sciode
 from sciode_sensitivity import Adjoint, Checkpointed, Packing
-from sens_helpers import grads, max_rel
 
 
 def decay_problem(batch: tuple[int, ...] = ()) -> tuple[sciode.ODEProblem, torch.Tensor, torch.Tensor]:
