@@ -7,14 +7,14 @@ loop, the registry and the I/O.
 from __future__ import annotations
 
 from ._version import __version__
-from .controller import PIController
 from .errors import NotDifferentiableError, PluginError, ProblemError, SciodeError
 from .hookspecs import hookimpl, hookspec
-from .loop import LoopOptions, integrate
+from .loop import Event, EventRecord, LoopOptions, PIController, integrate
 from .problems import ODEProblem, SDEProblem, SecondOrderODEProblem, parameter_tensors, remake
 from .registry import lookup, models, register_plugin, sensitivities, solvers
 from .sensitivity import Sensitivity
-from .solution import ReturnCode, Solution
+from .retcode import ReturnCode
+from .solution import Solution
 from .solve import solve
 from .solver import RHS, Solver, StepResult
 from .tableau import ButcherTableau, hermite_interpolant
@@ -24,6 +24,8 @@ __all__ = [
     "io",
     "run_batch",
     "ButcherTableau",
+    "Event",
+    "EventRecord",
     "LoopOptions",
     "NotDifferentiableError",
     "ODEProblem",

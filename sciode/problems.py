@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import ProblemError
@@ -19,14 +20,23 @@ __all__ = ["ODEProblem", "SecondOrderODEProblem", "SDEProblem", "remake", "param
 
 
 def _as_state(value: Any, argument: str) -> torch.Tensor:
-    """Convert an initial state to a floating tensor of shape (*batch, n), or raise."""
+    """Convert an initial state to a floating (or complex) tensor of shape (*batch, n), or raise."""
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        value = torch.from_numpy(np.asarray(value).copy())
     if not isinstance(value, torch.Tensor):
         try:
             value = torch.as_tensor(value, dtype=torch.get_default_dtype())
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ProblemError(f"{argument} must be a tensor of shape (*batch, n); got {type(value).__name__}") from exc
-    if not value.is_floating_point():
-        raise ProblemError(f"{argument} must have a floating dtype (float32 or float64); got {value.dtype}")
+    if value.dtype in (torch.float16, torch.bfloat16):
+        raise ProblemError(f"{argument} has dtype {value.dtype}: its 3-4 significant digits cannot carry an error "
+                           "estimate or a step-size controller; use float32 or float64 (cast back afterwards)")
+    if not (value.is_floating_point() or value.is_complex()):
+        raise ProblemError(f"{argument} must have a floating dtype (float32 or float64, or complex64/128 for "
+                           f"explicit solvers); got {value.dtype}")
+    if value.device.type == "meta":
+        raise ProblemError(f"{argument} is on the meta device, which holds no values to integrate; "
+                           "create it on a real device (cpu, cuda, ...)")
     if value.ndim == 0:
         raise ProblemError(f"{argument} must have at least one dimension (the state); got a 0-d tensor")
     if value.shape[-1] == 0 or value.numel() == 0:
@@ -38,6 +48,8 @@ def _as_state(value: Any, argument: str) -> torch.Tensor:
 
 def _as_tspan(tspan: Any) -> tuple[float, float]:
     """Validate (t0, t1): two distinct finite real numbers."""
+    if isinstance(tspan, np.ndarray):
+        tspan = torch.from_numpy(tspan)
     if isinstance(tspan, torch.Tensor):
         if tspan.numel() != 2:
             raise ProblemError(f"tspan must hold two times (t0, t1); got a tensor of shape {tuple(tspan.shape)}")
@@ -50,6 +62,8 @@ def _as_tspan(tspan: Any) -> tuple[float, float]:
             if value.numel() != 1:
                 raise ProblemError(f"tspan {name} must be a scalar; got shape {tuple(value.shape)}")
             value = value.item()
+        if isinstance(value, np.generic) and np.isrealobj(value) and value.ndim == 0:
+            value = value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ProblemError(f"tspan {name} must be a real number; got {value!r}")
         if not math.isfinite(value):
@@ -58,6 +72,33 @@ def _as_tspan(tspan: Any) -> tuple[float, float]:
     if out[0] == out[1]:
         raise ProblemError(f"tspan is empty: t0 == t1 == {out[0]}; give two different times")
     return out[0], out[1]
+
+
+def _check_span_fits(tspan: tuple[float, float], u0: torch.Tensor) -> None:
+    """Times are held in u0's (real) dtype: the span must be representable there."""
+    dtype = u0.real.dtype if u0.is_complex() else u0.dtype
+    info = torch.finfo(dtype)
+    for name, value in zip(("t0", "t1"), tspan):
+        if abs(value) > info.max:
+            raise ProblemError(f"tspan {name} = {value:g} overflows u0's dtype {dtype} (largest {info.max:g}); "
+                               "use float64 or rescale time")
+    if abs(tspan[1] - tspan[0]) > info.max:
+        raise ProblemError(f"tspan spans {abs(tspan[1] - tspan[0]):g}, which overflows u0's dtype {dtype}")
+    if float(torch.tensor(tspan[0], dtype=dtype)) == float(torch.tensor(tspan[1], dtype=dtype)):
+        raise ProblemError(f"tspan {tspan} is empty in u0's dtype {dtype}: t0 and t1 round to the same value")
+
+
+def _numpy_to_tensors(p: Any) -> Any:
+    """NumPy arrays and scalars in p become tensors (dicts, tuples and lists keep their shape)."""
+    if isinstance(p, np.ndarray):
+        return torch.from_numpy(p.copy())
+    if isinstance(p, np.generic):
+        return p.item()
+    if isinstance(p, Mapping):
+        return type(p)({k: _numpy_to_tensors(v) for k, v in p.items()}) if isinstance(p, dict) else p
+    if isinstance(p, (tuple, list)) and any(isinstance(v, (np.ndarray, np.generic)) for v in p):
+        return type(p)(_numpy_to_tensors(v) for v in p)
+    return p
 
 
 def _check_parameters(p: Any) -> None:
@@ -166,6 +207,8 @@ class ODEProblem:
             raise ProblemError(f"jac must be callable as jac(u, p, t) or None; got {type(self.jac).__name__}")
         self.u0 = _as_state(self.u0, "u0")
         self.tspan = _as_tspan(self.tspan)
+        _check_span_fits(self.tspan, self.u0)
+        self.p = _numpy_to_tensors(self.p)
         _check_parameters(self.p)
         n = self.u0.shape[-1]
         self.state_names = _check_names(self.state_names, n, "state_names")

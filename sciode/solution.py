@@ -1,29 +1,15 @@
 """The result of a solve: trajectory, return codes, stats and dense output."""
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from .errors import ProblemError
+from .retcode import ReturnCode
 
 __all__ = ["ReturnCode", "Solution"]
-
-
-class ReturnCode(enum.IntEnum):
-    """How a solve (or one member of a batch) ended."""
-
-    SUCCESS = 1
-    MAX_STEPS = 2  #: max_steps iterations were used before reaching t1
-    DT_TOO_SMALL = 3  #: the step size collapsed below floating-point resolution of t
-    UNSTABLE = 4  #: the state became non-finite (NaN or inf)
-    FAILURE = 5  #: the solver could not take a step (e.g. Newton did not converge at a fixed dt)
-
-    @property
-    def successful(self) -> bool:
-        return self is ReturnCode.SUCCESS
 
 
 class Solution:
@@ -43,7 +29,7 @@ class Solution:
     def __init__(self, problem: Any, t: torch.Tensor, u: torch.Tensor, retcodes: torch.Tensor, message: str,
                  stats: Mapping[str, int], *, solver: Any = None, sensealg: Any = None,
                  options: Mapping[str, Any] | None = None, interpolator: Any = None,
-                 member_stats: Mapping[str, torch.Tensor] | None = None) -> None:
+                 member_stats: Mapping[str, torch.Tensor] | None = None, events: Mapping[str, Any] | None = None) -> None:
         self.problem = problem
         self.t = t
         self.u = u
@@ -56,19 +42,24 @@ class Solution:
         self._interpolator = interpolator
         #: per-member counters (int64 tensors of the batch shape) when members stepped independently
         self.member_stats = dict(member_stats or {})
+        #: per event name, an EventRecord: every occurrence's ``t`` (K, *batch), ``u`` (K, *batch, n),
+        #: NaN-padded past each member's ``count`` (batch)
+        self.events = dict(events or {})
 
     @property
     def retcode(self) -> ReturnCode:
-        """SUCCESS when every member succeeded, else the code of the first member that did not."""
-        failed = self.retcodes.reshape(-1) != ReturnCode.SUCCESS
-        if not bool(failed.any()):
-            return ReturnCode.SUCCESS
-        first = int(torch.nonzero(failed)[0, 0])
-        return ReturnCode(int(self.retcodes.reshape(-1)[first]))
+        """The code of the first member that failed; else TERMINATED if any member stopped at a
+        terminal event; else SUCCESS."""
+        codes = self.retcodes.reshape(-1)
+        failed = (codes != ReturnCode.SUCCESS) & (codes != ReturnCode.TERMINATED)
+        if bool(failed.any()):
+            return ReturnCode(int(codes[torch.nonzero(failed)[0, 0]]))
+        return ReturnCode.TERMINATED if bool((codes == ReturnCode.TERMINATED).any()) else ReturnCode.SUCCESS
 
     @property
     def successful(self) -> bool:
-        return self.retcode is ReturnCode.SUCCESS
+        """True when every member reached t1 or stopped at a terminal event."""
+        return self.retcode.successful
 
     def member_retcode(self, index: int | tuple[int, ...]) -> ReturnCode:
         """The ReturnCode of one member of the batch (by its batch index)."""

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-from .controller import PIController
 from .errors import ProblemError
-from .loop import LoopOptions, integrate
+from .loop import LoopOptions, PIController, check_events, integrate
 from .problems import ODEProblem
 from .registry import registry
 from .sensitivity import Sensitivity
@@ -19,12 +20,14 @@ from .solver import Solver
 __all__ = ["solve", "resolve_solver", "resolve_sensitivity"]
 
 STEPPING = ("shared", "per_member")
+SOLVE_ARGUMENTS = ("saveat", "dt", "rtol", "atol", "sensealg", "max_steps", "progress", "stepping", "dense",
+                   "adaptive", "norm", "controller", "events", "max_step", "min_step", "tstops")
 
 
 def _positive(value: Any, argument: str, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)) and np.size(value) == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ProblemError(f"{argument} must be a positive finite number; got {value!r}")
@@ -38,7 +41,9 @@ def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEPr
         accepted = cls.options()
         unknown = sorted(set(options) - set(accepted))
         if unknown:
-            raise ProblemError(f"solver {solver!r} does not take option(s) {unknown}; it accepts: {list(accepted) or 'no options'}")
+            raise ProblemError(f"solve() got unknown argument(s) {unknown}: not an argument of solve "
+                               f"({', '.join(SOLVE_ARGUMENTS)}), and solver {solver!r} does not take option(s) "
+                               f"{unknown} (its options: {list(accepted) or 'none'})")
         try:
             instance = cls(**options)
         except (TypeError, ValueError) as exc:
@@ -70,6 +75,10 @@ def _saveat(saveat: Any, problem: ODEProblem) -> torch.Tensor | None:
         return None
     t0, t1 = problem.tspan
     dtype, device = problem.u0.dtype, problem.u0.device
+    if isinstance(saveat, np.ndarray):
+        saveat = torch.from_numpy(saveat)
+    if isinstance(saveat, np.integer):
+        saveat = int(saveat)
     if isinstance(saveat, bool):
         raise ProblemError(f"saveat must be None, a number of intervals or a 1-D sequence of times; got {saveat!r}")
     if isinstance(saveat, int):
@@ -100,22 +109,69 @@ def _saveat(saveat: Any, problem: ODEProblem) -> torch.Tensor | None:
     return times.clamp(lo, hi).to(dtype=dtype, device=device)
 
 
+def _tolerance(value: Any, argument: str, problem: ODEProblem) -> float | torch.Tensor:
+    """A positive number, or per-component values (shape (n,)) as a tensor in u0's real dtype."""
+    if isinstance(value, (torch.Tensor, np.ndarray, list, tuple)) and np.size(value) != 1:
+        dtype = problem.u0.real.dtype if problem.u0.is_complex() else problem.u0.dtype
+        values = torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(value, torch.Tensor)
+                                 else value.detach(), dtype=dtype).to(problem.u0.device)
+        n = problem.state_size
+        if values.shape != (n,):
+            raise ProblemError(f"{argument} must be a positive number or one value per state component, shape ({n},); "
+                               f"got shape {tuple(values.shape)}")
+        if not bool(torch.isfinite(values).all()) or not bool((values > 0).all()):
+            raise ProblemError(f"{argument} must hold positive finite values; got {values.tolist()}")
+        return values
+    return _positive(value, argument)
+
+
+def _warn_tiny_rtol(rtol: float | torch.Tensor, problem: ODEProblem) -> None:
+    dtype = problem.u0.real.dtype if problem.u0.is_complex() else problem.u0.dtype
+    eps = torch.finfo(dtype).eps
+    smallest = float(rtol.min()) if isinstance(rtol, torch.Tensor) else rtol
+    if smallest < 100 * eps:
+        warnings.warn(f"rtol = {smallest:g} is below 100 machine epsilons of {dtype} ({100 * eps:.2g}): the error "
+                      "estimate is dominated by round-off there; the solve may take many steps or fail",
+                      UserWarning, stacklevel=3)
+
+
+def _tstops(tstops: Any, problem: ODEProblem) -> torch.Tensor | None:
+    """Times the steps must land on: inside tspan, sorted in the direction of integration."""
+    if tstops is None:
+        return None
+    try:
+        times = torch.as_tensor(np.asarray(tstops.detach().cpu() if isinstance(tstops, torch.Tensor) else tstops,
+                                           dtype=np.float64).reshape(-1))
+    except (TypeError, ValueError) as exc:
+        raise ProblemError(f"tstops must be a 1-D sequence of times; got {tstops!r}") from exc
+    if not bool(torch.isfinite(times).all()):
+        raise ProblemError("tstops must hold finite times; it contains NaN or inf")
+    t0, t1 = problem.tspan
+    d = problem.direction
+    ordered = torch.unique_consecutive(torch.sort(times * d).values * d)
+    inside = ordered[((ordered - t0) * d > 0) & ((t1 - ordered) * d > 0)]
+    return inside if inside.numel() else None
+
+
 def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = None, dt: float | None = None,
-          rtol: float = 1e-6, atol: float = 1e-9, sensealg: str | Sensitivity | None = None,
+          rtol: Any = 1e-6, atol: Any = 1e-9, sensealg: str | Sensitivity | None = None,
           max_steps: int = 100_000, progress: bool = False, stepping: str = "shared", dense: bool | None = None,
           adaptive: bool | None = None, norm: Callable[[torch.Tensor], torch.Tensor] | None = None,
-          controller: PIController | None = None, **solver_options: Any) -> Solution:
+          controller: PIController | None = None, events: Any = None, max_step: float | None = None,
+          min_step: float | None = None, tstops: Any = None, **solver_options: Any) -> Solution:
     """Solve ``problem`` with ``solver`` and return a Solution.
 
     solver / sensealg: a registered name or an instance. saveat: None (every
     accepted step), a number of equal intervals, or a 1-D sequence of times.
     dt: the step of fixed-step solvers, the first step of adaptive ones.
-    stepping: "shared" (the batch takes one step, as one coupled system) or
-    "per_member" (each member has its own t, dt, accept/reject and retcode).
-    dense: keep dense output for ``sol(t)`` (default: when saveat is None).
-    adaptive=False runs an adaptive solver at the fixed step ``dt``.
-    norm: replaces the RMS error norm; it maps the tolerance-scaled error to one
-    value per member. A failed solve does not raise: check ``sol.retcode``.
+    rtol / atol: numbers, or one value per state component (shape (n,)).
+    stepping: "shared" (the batch takes one step) or "per_member" (each member has
+    its own t, dt, accept/reject and retcode). events: a sciode.Event or a list.
+    max_step / min_step bound adaptive steps; tstops are times every member steps to
+    exactly. dense: keep dense output for ``sol(t)`` (default: when saveat is None).
+    adaptive=False runs an adaptive solver at the fixed step ``dt``. norm: replaces
+    the error norm (tolerance-scaled error -> one value per member). A failed solve
+    does not raise: check ``sol.retcode``.
     """
     if not isinstance(problem, ODEProblem):
         raise ProblemError(f"problem must be a sciode Problem (e.g. sciode.ODEProblem); got {type(problem).__name__}")
@@ -123,6 +179,8 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     sens = resolve_sensitivity(sensealg)
     if stepping not in STEPPING:
         raise ProblemError(f"stepping must be one of {STEPPING}; got {stepping!r}")
+    if isinstance(max_steps, np.integer):
+        max_steps = int(max_steps)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ProblemError(f"max_steps must be a positive int; got {max_steps!r}")
     if not isinstance(progress, bool):
@@ -137,11 +195,22 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     dt = _positive(dt, "dt", allow_none=True)
     if not use_adaptive and dt is None:
         raise ProblemError(f"dt is required for fixed-step solving with {instance.name!r}: pass solve(..., dt=...)")
+    max_step = _positive(max_step, "max_step", allow_none=True)
+    min_step = _positive(min_step, "min_step", allow_none=True)
+    if max_step is not None and min_step is not None and min_step > max_step:
+        raise ProblemError(f"min_step ({min_step:g}) must not exceed max_step ({max_step:g})")
+    rtol, atol = _tolerance(rtol, "rtol", problem), _tolerance(atol, "atol", problem)
+    if use_adaptive:
+        _warn_tiny_rtol(rtol, problem)
+    if problem.u0.is_complex() and not getattr(instance, "supports_complex", False):
+        raise ProblemError(f"solver {instance.name!r} does not integrate complex states (u0 is {problem.u0.dtype}); "
+                           "use an explicit solver such as 'tsit5', or split u into real and imaginary parts")
     times = _saveat(saveat, problem)
     opts = LoopOptions(
-        saveat=times, dt=dt, rtol=_positive(rtol, "rtol"), atol=_positive(atol, "atol"), max_steps=max_steps,
+        saveat=times, dt=dt, rtol=rtol, atol=atol, max_steps=max_steps,
         per_member=stepping == "per_member", dense=(saveat is None) if dense is None else bool(dense),
         progress=progress, norm=norm, controller=controller or PIController(), adaptive=use_adaptive,
+        events=check_events(events), max_step=max_step, min_step=min_step, tstops=_tstops(tstops, problem),
     )
     if getattr(instance, "owns_loop", False):
         solution = instance.run(problem, opts, sens)

@@ -100,6 +100,8 @@ class Solver:
     adaptive: ClassVar[bool] = False
     dense_output: ClassVar[bool] = True
     problem_types: ClassVar[tuple[type, ...]] = (ODEProblem,)
+    #: True for solvers whose arithmetic is valid for complex states (norms are taken on abs)
+    supports_complex: ClassVar[bool] = False
     #: True when the step is differentiable by autograd (the backprop default).
     differentiable: ClassVar[bool] = True
     #: fractions c of the step at which ``step`` evaluates f; with a shared clock the loop

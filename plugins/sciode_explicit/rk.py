@@ -55,6 +55,7 @@ class ExplicitRungeKutta(Solver):
     """An explicit RK method: subclasses only declare ``name`` and ``tableau``."""
 
     tableau: ClassVar[ButcherTableau]
+    supports_complex = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

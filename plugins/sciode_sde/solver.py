@@ -83,6 +83,13 @@ class TorchsdeSolver(sciode.Solver):
             raise sciode.ProblemError(f"dt is required by the fixed-step SDE solver {m.name!r}: pass solve(..., dt=...)")
         if problem.direction < 0:
             raise sciode.ProblemError(f"tspan must run forward in time for SDE solvers; got {problem.tspan}")
+        if options.events:
+            raise sciode.ProblemError(f"events are not available for the SDE solver {m.name!r}: torchsde has no event "
+                                      "location; solve to a saveat grid and find crossings in sol.u, or drop the noise")
+        for option in ("max_step", "min_step", "tstops"):
+            if getattr(options, option) is not None:
+                raise sciode.ProblemError(f"{option} is not available for the fixed-step SDE solver {m.name!r}: its "
+                                          "steps are the dt grid; choose dt instead")
         if options.per_member:
             raise sciode.ProblemError("stepping='per_member' is not available for SDE solvers: torchsde steps all "
                                       "members together; use stepping='shared'")

@@ -80,6 +80,10 @@ class Adjoint(sciode.Sensitivity):
             self.backward_solver = solver
 
     def solve(self, problem: sciode.ODEProblem, solver: sciode.Solver, options: sciode.LoopOptions) -> sciode.Solution:
+        if options.events and DifferentiableInputs.of(problem).any_requires_grad():
+            raise sciode.ProblemError("sensealg 'adjoint' does not differentiate event times or states: the backward "
+                                      "solve would have to start at each event; use sensealg='checkpointed' (exact, "
+                                      "bounded memory) or 'backprop'")
         back = self.backward_solver or solver
         if sciode.ODEProblem not in back.problem_types:
             raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} cannot solve the augmented first-order "

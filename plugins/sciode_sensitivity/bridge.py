@@ -14,6 +14,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 import sciode
+from sciode.loop import event_time_gradients
 
 from .inputs import DifferentiableInputs
 
@@ -26,21 +27,35 @@ class Run(Protocol):
     def backward(self, grad_u: torch.Tensor, needs: tuple[bool, ...]) -> list[torch.Tensor | None]: ...
 
 
+def event_states(sol: sciode.Solution) -> list[torch.Tensor]:
+    """The state of every event occurrence, in a fixed order (events by name, then occurrences)."""
+    return [occ.u for name in sorted(sol.events) for occ in sol.events[name].occurrences]
+
+
 class SolveFunction(torch.autograd.Function):
-    """u0, *params -> sol.u, with the backward pass delegated to the run."""
+    """u0, *params -> (sol.u, *event states), with the backward pass delegated to the run.
+
+    A run whose backward can take the event states' cotangents says so with
+    ``differentiates_events = True`` and receives them as ``grad_events``.
+    """
 
     @staticmethod
-    def forward(ctx: Any, run: Run, holder: list, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, run: Run, holder: list, *inputs: torch.Tensor) -> tuple:  # type: ignore[override]
         sol = run.forward()
         holder.append(sol)
         ctx.run = run
-        return sol.u
+        extra = event_states(sol) if getattr(run, "differentiates_events", False) else []
+        ctx.n_extra = len(extra)
+        return (sol.u, *extra)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_u: torch.Tensor) -> tuple:  # type: ignore[override]
+    def backward(ctx: Any, grad_u: torch.Tensor, *grad_events: torch.Tensor) -> tuple:  # type: ignore[override]
         needs = tuple(ctx.needs_input_grad[2:])
-        grads = ctx.run.backward(grad_u, needs)
+        if ctx.n_extra:
+            grads = ctx.run.backward(grad_u, needs, grad_events=list(grad_events))
+        else:
+            grads = ctx.run.backward(grad_u, needs)
         return (None, None, *grads)
 
 
@@ -55,7 +70,14 @@ def bridged_solve(run: Run, inputs: DifferentiableInputs) -> sciode.Solution:
         with torch.no_grad():
             return run.forward()
     holder: list = []
-    u = SolveFunction.apply(run, holder, *inputs.all())
+    u, *states = SolveFunction.apply(run, holder, *inputs.all())
     sol = holder[0]
     sol.u = u
+    if states:  # rebuild the event records from the differentiable states, then give times their gradients
+        it = iter(states)
+        records = {}
+        for name in sorted(sol.events):
+            rec = sol.events[name]
+            records[name] = rec.with_states([next(it) for _ in rec.occurrences]) if rec.occurrences else rec
+        sol.events = event_time_gradients(records, run.options.events, sol.problem)
     return sol

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 import sciode
+from sciode.loop import event_state
 
 from .bridge import bridged_solve, zero_fill
 from .inputs import DifferentiableInputs
@@ -73,6 +74,8 @@ class _CheckpointedRun:
     solver: sciode.Solver
     options: sciode.LoopOptions
     inputs: DifferentiableInputs
+    #: event states are outputs too: each is replayed in the step it occurred in
+    differentiates_events = True
 
     def forward(self) -> sciode.Solution:
         opts = self.options
@@ -92,10 +95,16 @@ class _CheckpointedRun:
         sol.stats.update(backward_nfe=0, backward_nsteps=0, checkpoints=len(self.log.states))
         self.stats = sol.stats  # the dict only: holding sol would make a reference cycle through autograd
         self.n_out = sol.u.shape[0]
+        occurrences = [o for name in sorted(sol.events) for o in sol.events[name].occurrences]
+        self.event_steps: dict[int, list[tuple[int, Any]]] = {}
+        for j, occ in enumerate(occurrences):
+            self.event_steps.setdefault(occ.step, []).append((j, occ.theta))
         return sol
 
     # -- backward ---------------------------------------------------------------------------
-    def backward(self, grad_u: torch.Tensor, needs: tuple[bool, ...]) -> list[torch.Tensor | None]:
+    def backward(self, grad_u: torch.Tensor, needs: tuple[bool, ...],
+                 grad_events: list[torch.Tensor] | None = None) -> list[torch.Tensor | None]:
+        self.grad_events = grad_events or []
         all_inputs = self.inputs.all()
         p_tree, params = self.inputs.detached_p(self.problem.p)
         wrt = [params[i] for i, x in enumerate(params) if x.requires_grad and needs[1 + i]]
@@ -164,6 +173,9 @@ class _CheckpointedRun:
                 if ref.kind == "interp":
                     outs.append(self._interpolate(i, ref.theta, u_in, res))
                     couts.append(grad_u[ref.k])
+            for j, theta in self.event_steps.get(i, []) if self.grad_events else []:
+                outs.append(res.u if theta is None else self._event_state(i, theta, u_in, res))
+                couts.append(self.grad_events[j])
             grads = torch.autograd.grad(outs, [u_in, *s_in, *self.wrt], couts, allow_unused=True)
         n_s = len(s_in)
         a_prev = grads[0] if grads[0] is not None else torch.zeros_like(u_i)
@@ -180,6 +192,12 @@ class _CheckpointedRun:
         dense = map_float_leaves(res.dense, lambda x: x.unsqueeze(0))
         value = self.solver.interpolate(theta.reshape(shape), h, u0.unsqueeze(0), res.u.unsqueeze(0), dense)
         return value[0]
+
+    def _event_state(self, i: int, theta: torch.Tensor, u0: torch.Tensor, res: sciode.StepResult) -> torch.Tensor:
+        """The loop's event-state interpolation within step i, the same function the forward used."""
+        t = self.log.t[i]
+        h = torch.full(u0.shape[:-1] + (1,), float(self.log.dt[i]), dtype=t.dtype, device=u0.device)
+        return event_state(self.solver, self.rhs, theta, t, h, u0, res)
 
     def _init_back(self, a_u: torch.Tensor, a_state: list[torch.Tensor | None] | None) -> torch.Tensor:
         """Backpropagate through the solver's initial state (e.g. an FSAL first stage f(t0, u0))."""

@@ -1,0 +1,124 @@
+"""The integration loop: one body for every stepping mode, composed of the loop's parts.
+
+    clock      where each member is, how far the next step goes, what an accepted step commits
+    controller accept/reject and the next step size (inside the clock's ``propose``)
+    events     sign changes located on the step's interpolant; terminal ones land the clock
+    saver      every step / saveat / dense records
+    state      one ``LoopState`` that all of them read and write
+
+Sensitivity algorithms call :func:`integrate` too (the adjoint's augmented state, the
+checkpointed replay through ``LoopOptions.on_step``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ProblemError
+from ..problems import ODEProblem
+from ..retcode import ReturnCode
+from ..solution import Solution
+from ..solver import RHS, Solver
+from .clock import make_clock
+from .events import EventTracker, event_time_gradients
+from .options import LoopOptions
+from .outcome import final_codes, message
+from .progress import Progress
+from .saver import Saver
+from .state import RUNNING
+
+__all__ = ["integrate"]
+
+
+def _check_f_output(value: Any, u0: torch.Tensor) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise ProblemError(f"f must return a tensor shaped like u0 {tuple(u0.shape)}; it returned {type(value).__name__}")
+    if value.shape != u0.shape:
+        raise ProblemError(f"f returned shape {tuple(value.shape)}; expected the shape of u0, {tuple(u0.shape)}")
+    if value.dtype != u0.dtype:
+        raise ProblemError(f"f returned dtype {value.dtype}; expected u0's dtype {u0.dtype}")
+    if value.device != u0.device:
+        raise ProblemError(f"f returned a tensor on {value.device}; expected u0's device {u0.device}")
+
+
+def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solution:
+    """Run the loop: the one place where steps are taken, saved and checked."""
+    rhs = RHS(problem, opts.rtol, opts.atol, None)
+    clock = make_clock(problem, solver, opts, rhs)
+    rhs.norm = clock.batch_norm_fn(None) if not clock.per_member else (
+        opts.norm or (lambda x: torch.linalg.vector_norm(x, dim=-1, keepdim=True) / x.shape[-1] ** 0.5))
+    saver = Saver(problem, solver, opts.saveat, clock.per_member, opts.dense and solver.dense_output, opts.chunk_size)
+    u0 = problem.u0
+    t0 = clock.initial_time()
+    f0 = rhs(t0, u0)
+    _check_f_output(f0, u0)
+    st = clock.start(t0, u0, f0, solver.init(rhs, t0, u0, f0))
+    events = EventTracker(opts.events, problem, solver, rhs, clock) if opts.events else None
+    if events is not None:
+        events.start(t0, u0)
+    saver.start(u0)
+    progress = Progress(opts.progress, problem.tspan, getattr(solver, "name", "solve"))
+    ran_out = False
+    while clock.running(st):
+        if st.iterations >= opts.max_steps:
+            ran_out = True
+            break
+        step, last, target = clock.clamp(st)
+        t, rhs.stage_times = clock.stage_clock(st.t, step)
+        res = solver.step(rhs, t, st.u, step, st.solver_state)
+        err, nonfinite = clock.measure(res, st)
+        accepted = clock.accept(err, st)
+        if events is not None and accepted is not False:
+            accepted = events.check(st, t, step, res, accepted, last, target)
+        st.iterations += 1
+        if accepted is True or (accepted is not False and bool(accepted.any())):
+            everyone = None if not clock.per_member else accepted
+            if opts.on_step is not None:
+                opts.on_step(t, step, st.u, st.solver_state, everyone)
+            u_start = st.u
+            clock.commit(st, accepted, res, step, last, target)
+            h = step if not clock.per_member else torch.where(accepted, step, 0.0)
+            saver.record(t, h, u_start, st.u, res.dense, st.t)
+            if events is not None and events.terminated is not None:
+                if clock.per_member:
+                    code = torch.tensor(ReturnCode.TERMINATED.value, dtype=torch.int8, device=st.status.device)
+                    st.status = torch.where(events.terminated & (st.status == RUNNING), code, st.status)
+                else:
+                    clock.stop_all(st, ReturnCode.TERMINATED)
+                events.terminated = None
+        clock.propose(st, step, err, accepted, nonfinite)
+        progress.update(st.t, clock.direction)
+    rhs.stage_times = None
+    progress.close()
+    if not clock.adaptive:
+        clock.check_members(st)
+    return _solution(problem, solver, opts, clock, saver, events, st, rhs, ran_out)
+
+
+def _solution(problem: ODEProblem, solver: Solver, opts: LoopOptions, clock: Any, saver: Saver,
+              events: EventTracker | None, st: Any, rhs: RHS, ran_out: bool) -> Solution:
+    codes = final_codes(st, ran_out)
+    stop_times = clock.stop_times(st)
+    stop_times = stop_times.reshape(problem.batch_shape) if stop_times.ndim else stop_times.expand(problem.batch_shape)
+    frozen = (codes == ReturnCode.UNSTABLE) | (codes == ReturnCode.FAILURE)
+    stopped = torch.where(frozen, stop_times, torch.nan) if bool(frozen.any()) and not clock.per_member else None
+    t, u = saver.trajectory(problem.u0, stopped)
+    text = message(codes, stop_times, clock.t1, st.iterations, opts.max_steps,
+                   getattr(solver, "failure_note", ""), clock.adaptive)
+    stats = dict(rhs.stats, nsteps=st.iterations)
+    member_stats = None
+    if clock.per_member:
+        stats.update(naccepted=int(st.accepted.sum()), nrejected=int(st.rejected.sum()))
+        member_stats = {"naccepted": st.accepted.clone(), "nrejected": st.rejected.clone(),
+                        "nsteps": st.accepted + st.rejected}
+    else:
+        stats.update(naccepted=st.accepted, nrejected=st.rejected)
+    options = dict(rtol=opts.rtol, atol=opts.atol, dt=opts.dt, adaptive=clock.adaptive,
+                   stepping="per_member" if clock.per_member else "shared", max_steps=opts.max_steps)
+    records = {}
+    if events is not None:
+        records = event_time_gradients(events.finish(problem.u0), events.events, problem)
+    return Solution(problem, t.detach().clone() if t.requires_grad else t, u, codes, text, stats,
+                    solver=solver, options=options, interpolator=saver.interpolator(stopped),
+                    member_stats=member_stats, events=records)
