@@ -359,5 +359,6 @@ def test_bad_event_construction_raises_problem_error(label, make, argument):
      "name"),
 ])
 def test_bad_events_at_solve_raise_problem_error(label, events, argument):
-    with pytest.raises(sciode.ProblemError, match=argument):
+    with pytest.raises(sciode.ProblemError, match=argument) as info:
         sciode.solve(_decay_problem(), "tsit5", events=events())
+    assert "solver" not in str(info.value), "events is an argument of solve, not a solver option"
