@@ -59,9 +59,11 @@ class Adjoint(sciode.Sensitivity):
                  atol: float | None = None, dt: float | None = None, seminorm: bool = False,
                  max_steps: int | None = None, solver_options: dict[str, Any] | None = None) -> None:
         if solver is not None and not isinstance(solver, (str, sciode.Solver)):
-            raise sciode.ProblemError(f"adjoint solver must be None, a registered solver name or a Solver instance; got {type(solver).__name__}")
+            raise sciode.ProblemError("adjoint solver must be None, a registered solver name or a Solver instance; "
+                                      f"got {type(solver).__name__}")
         if solver_options and not isinstance(solver, str):
-            raise sciode.ProblemError("adjoint solver_options are only taken with a solver name; configure an instance directly")
+            raise sciode.ProblemError("adjoint solver_options are only taken with a solver name; "
+                                      "configure an instance directly")
         if not isinstance(seminorm, bool):
             raise sciode.ProblemError(f"adjoint seminorm must be True or False; got {seminorm!r}")
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
@@ -74,7 +76,8 @@ class Adjoint(sciode.Sensitivity):
             cls = sciode.lookup("solver", solver, "adjoint solver")
             unknown = sorted(set(solver_options or {}) - set(cls.options()))
             if unknown:
-                raise sciode.ProblemError(f"adjoint solver {solver!r} does not take option(s) {unknown}; it accepts {list(cls.options())}")
+                raise sciode.ProblemError(f"adjoint solver {solver!r} does not take option(s) {unknown}; "
+                                          f"it accepts {list(cls.options())}")
             self.backward_solver = cls(**(solver_options or {}))
         else:
             self.backward_solver = solver
@@ -86,12 +89,13 @@ class Adjoint(sciode.Sensitivity):
                                       "bounded memory) or 'backprop'")
         back = self.backward_solver or solver
         if sciode.ODEProblem not in back.problem_types:
-            raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} cannot solve the augmented first-order "
-                                      "system; pass Adjoint(solver=...) with a first-order ODE solver")
+            raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} cannot solve the augmented "
+                                      "first-order system; pass Adjoint(solver=...) with a first-order ODE solver")
         adaptive = back.adaptive and (options.adaptive or self.backward_solver is not None)
         dt = self.dt if self.dt is not None else options.dt
         if not adaptive and dt is None:
-            raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} steps at a fixed dt; pass Adjoint(dt=...)")
+            raise sciode.ProblemError(f"adjoint: the backward solver {back.name!r} steps at a fixed dt; "
+                                      "pass Adjoint(dt=...)")
         inputs = DifferentiableInputs.of(problem)
         return bridged_solve(_AdjointRun(self, problem, solver, back, options, inputs, adaptive, dt), inputs)
 
@@ -131,6 +135,7 @@ class _AdjointRun:
         nonzero = grad_u.reshape(K, -1).ne(0).any(1).tolist()
         u, a = self.values[K - 1], grad_u[K - 1]
         a_p: list[torch.Tensor | None] = [None] * len(wrt)
+        step = None  # each backward pass starts afresh: its result must not depend on an earlier pass
         i = K - 1
         while True:
             j = i - 1
@@ -138,7 +143,7 @@ class _AdjointRun:
                 j -= 1
             target = times[j] if j >= 0 else t0
             if target != times[i]:
-                y = self._segment(field, norm, packing.pack(u, a, a_p), times[i], target)
+                y, step = self._segment(field, norm, packing.pack(u, a, a_p), times[i], target, step)
                 u, a, a_p = packing.unpack(y)
                 a_p = list(a_p)
             if j < 0:
@@ -146,22 +151,28 @@ class _AdjointRun:
             u, a = self.values[j], a + grad_u[j]
             i = j
         grads: list[torch.Tensor | None] = [a] + [None] * (len(all_inputs) - 1)
-        for k, g in zip(wrt, a_p):
-            grads[1 + k] = g.clone()
+        for k, g in zip(wrt, a_p):  # None: no segment was integrated (outputs at t0 only), a zero gradient
+            grads[1 + k] = None if g is None else g.clone()
         return zero_fill(grads, all_inputs, needs)
 
-    def _segment(self, field: AugmentedField, norm: Any, y0: torch.Tensor, t_start: float, t_end: float) -> torch.Tensor:
-        """Integrate the augmented system over one segment; adaptive runs start from the last segment's step."""
+    def _segment(self, field: AugmentedField, norm: Any, y0: torch.Tensor, t_start: float, t_end: float,
+                 step: float | None) -> tuple[torch.Tensor, float | None]:
+        """Integrate the augmented system over one segment: its end state and the step to start the next with.
+
+        Adaptive runs start from ``step`` (the previous segment's representative step;
+        None: the loop's initial-step guess), fixed-step runs at the adjoint's dt.
+        """
         opts = self.options
         end = torch.tensor([t_end], dtype=y0.dtype, device=y0.device)
         steps: list[torch.Tensor] = []
-        first = self.dt if not self.adaptive else getattr(self, "next_dt", None)
+        first = self.dt if not self.adaptive else step
         if first is not None:
             first = min(first, abs(t_end - t_start))
-        loop = sciode.LoopOptions(saveat=end, dt=first, rtol=self.sens.rtol or opts.rtol, atol=self.sens.atol or opts.atol,
-                                  max_steps=self.sens.max_steps or opts.max_steps, dense=False, norm=norm,
-                                  controller=opts.controller, adaptive=self.adaptive, chunk_size=SEGMENT_CHUNK,
-                                  on_step=(lambda t, dt, u, state, accepted: steps.append(dt)) if self.adaptive else None)
+        record = (lambda t, dt, u, state, accepted: steps.append(dt)) if self.adaptive else None
+        loop = sciode.LoopOptions(saveat=end, dt=first, rtol=self.sens.rtol or opts.rtol,
+                                  atol=self.sens.atol or opts.atol, max_steps=self.sens.max_steps or opts.max_steps,
+                                  dense=False, norm=norm, controller=opts.controller, adaptive=self.adaptive,
+                                  chunk_size=SEGMENT_CHUNK, on_step=record)
         try:
             sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
         except (sciode.ProblemError, RuntimeError):
@@ -171,7 +182,7 @@ class _AdjointRun:
             steps.clear()
             sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
         if len(steps) > 1:  # the last step was cut short to land on t_end; the one before is representative
-            self.next_dt = abs(float(steps[-2]))
+            step = abs(float(steps[-2]))
         s = self.stats
         s["backward_nfe"] += sol.stats["nfe"]
         s["backward_nsteps"] += sol.stats["nsteps"]
@@ -179,4 +190,4 @@ class _AdjointRun:
         s["backward_nrejected"] += sol.stats["nrejected"]
         if not sol.successful or sol.u.shape[0] == 0:
             raise sciode.SciodeError(f"adjoint backward solve from t = {t_start:g} to {t_end:g} failed: {sol.message}")
-        return sol.u[-1]
+        return sol.u[-1], step

@@ -31,6 +31,8 @@ EXPECTED = {
     "robertson": "the Robertson stiff problem with a work-precision diagram vs scipy",
     "fit": "Lotka-Volterra parameter fitting from noisy netCDF observations",
     "sweep": "a batch run over a netCDF parameter sweep",
+    "bouncing_ball": "a bouncing ball: terminal events and restarts with remake (issue 11)",
+    "threshold_batch": "events on a batch: per-member terminal and non-terminal events (issue 11)",
 }
 
 
