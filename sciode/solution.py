@@ -76,7 +76,7 @@ class Solution:
                 "this Solution has no dense output: solve with dense=True (the default when saveat is None) "
                 f"and a solver with an interpolant (solver {getattr(self.solver, 'name', self.solver)!r})"
             )
-        times = torch.as_tensor(t, dtype=self.u.dtype, device=self.u.device)
+        times = torch.as_tensor(t, dtype=self.t.dtype, device=self.u.device)
         scalar = times.ndim == 0
         values = self._interpolator(times.reshape(-1))
         return values[0] if scalar else values

@@ -42,8 +42,8 @@ def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEPr
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ProblemError(f"solve() got unknown argument(s) {unknown}: not an argument of solve "
-                               f"({', '.join(SOLVE_ARGUMENTS)}), and solver {solver!r} does not take option(s) "
-                               f"{unknown} (its options: {list(accepted) or 'none'})")
+                               f"({', '.join(SOLVE_ARGUMENTS)}), nor an option of solver {solver!r} "
+                               f"(its options: {list(accepted) or 'none'})")
         try:
             instance = cls(**options)
         except (TypeError, ValueError) as exc:
@@ -74,7 +74,8 @@ def _saveat(saveat: Any, problem: ODEProblem) -> torch.Tensor | None:
     if saveat is None:
         return None
     t0, t1 = problem.tspan
-    dtype, device = problem.u0.dtype, problem.u0.device
+    dtype = problem.u0.real.dtype if problem.u0.is_complex() else problem.u0.dtype
+    device = problem.u0.device
     if isinstance(saveat, np.ndarray):
         saveat = torch.from_numpy(saveat)
     if isinstance(saveat, np.integer):
@@ -136,18 +137,23 @@ def _warn_tiny_rtol(rtol: float | torch.Tensor, problem: ODEProblem) -> None:
 
 
 def _tstops(tstops: Any, problem: ODEProblem) -> torch.Tensor | None:
-    """Times the steps must land on: inside tspan, sorted in the direction of integration."""
+    """Times the steps must land on: a 1-D sequence within tspan, sorted here in the direction of integration."""
     if tstops is None:
         return None
     try:
-        times = torch.as_tensor(np.asarray(tstops.detach().cpu() if isinstance(tstops, torch.Tensor) else tstops,
-                                           dtype=np.float64).reshape(-1))
+        raw = tstops.detach().cpu().numpy() if isinstance(tstops, torch.Tensor) else tstops
+        times = torch.as_tensor(np.asarray(raw, dtype=np.float64))
     except (TypeError, ValueError) as exc:
         raise ProblemError(f"tstops must be a 1-D sequence of times; got {tstops!r}") from exc
+    if times.ndim != 1:
+        raise ProblemError(f"tstops must be a 1-D sequence of times; got shape {tuple(times.shape)}")
     if not bool(torch.isfinite(times).all()):
         raise ProblemError("tstops must hold finite times; it contains NaN or inf")
     t0, t1 = problem.tspan
     d = problem.direction
+    outside = ((times - t0) * d < 0) | ((t1 - times) * d < 0)
+    if bool(outside.any()):
+        raise ProblemError(f"tstops must lie within tspan {problem.tspan}; got {times[outside].tolist()}")
     ordered = torch.unique_consecutive(torch.sort(times * d).values * d)
     inside = ordered[((ordered - t0) * d > 0) & ((t1 - ordered) * d > 0)]
     return inside if inside.numel() else None

@@ -80,6 +80,9 @@ class _Clock:
         self.landing: Any = None
         #: a shared clock's record that no member is running any more (saves a host sync per step)
         self.finished = False
+        #: set by commit: the step landed on a tstop (True, or a per-member mask), so the solver restarts
+        self.restarted: Any = False
+        self.at_stop: Any = False
         self._fractions: torch.Tensor | None = None
         k = min(solver.order, solver.error_order or solver.order - 1) + 1 if solver.adaptive else 1
         self.k = max(k, 1)
@@ -93,7 +96,8 @@ class _Clock:
         t_stop = torch.full(self.batch_shape, self.t0, dtype=self.time_dtype, device=self.device)
         streak = torch.zeros(self.batch_shape, dtype=torch.int32, device=self.device)
         return LoopState(t=t, dt=dt, u=u0, solver_state=solver_state, err_prev=err_prev, status=status,
-                         t_stop=t_stop, nonfinite_streak=streak, dt_before_streak=dt)
+                         t_stop=t_stop, nonfinite_streak=streak, dt_before_streak=dt,
+                         frozen_members=torch.zeros_like(status, dtype=torch.bool))
 
     def fail_at_start(self, st: LoopState, f0: torch.Tensor) -> None:
         """Members whose f(t0, u0) is not finite are UNSTABLE before any step."""
@@ -106,6 +110,7 @@ class _Clock:
         members = members & st.running
         st.status = torch.where(members, _code(code, st.status), st.status)
         st.t_stop = torch.where(members, t[..., 0] if isinstance(t, torch.Tensor) else t, st.t_stop)
+        st.frozen_members = st.frozen_members | members
         st.frozen_any = True
         self.rhs.norm = self.batch_norm_fn(st.running)
         self.finished = not bool(st.running.any())
@@ -123,13 +128,28 @@ class _Clock:
         times = torch.mul(self._fractions, step).add_(t).unbind(0)
         return times[0], (times[1:] if len(times) > 1 else None)
 
-    def target(self, t: float) -> float:
-        """The next stop ahead of ``t``: a tstop, the landing time of a terminal event, or t1."""
+    def target(self, t: float) -> tuple[float, bool]:
+        """The next stop ahead of ``t`` (a tstop, a terminal event's landing time, or t1) and
+        whether it is a tstop."""
         d = self.direction
         ahead = next(s for s in self.stops if (s - t) * d > 0 or s == self.t1)
         if self.landing is not None and (self.landing - ahead) * d < 0:
-            return self.landing
-        return ahead
+            return self.landing, False
+        return ahead, ahead != self.t1
+
+    def beside(self, t: float, side: float) -> float:
+        """The time next to ``t`` in the clock's dtype, on the ``side`` (+1 later, -1 earlier) of travel.
+
+        A step that lands on a tstop ends just before it and the next starts just after it (the
+        reported time is the tstop itself), so f is never evaluated at a discontinuity from the
+        wrong side; the solver state restarts there.
+        """
+        x = torch.tensor(t, dtype=self.time_dtype)
+        return float(torch.nextafter(x, torch.tensor(side * self.direction * math.inf, dtype=self.time_dtype)))
+
+    def reported_time(self, st: LoopState, last: Any, target: Any) -> Any:
+        """The time an accepted step is saved at: a tstop itself, not the time just beyond it."""
+        return target if last else st.t
 
     def member_norm(self, scaled: torch.Tensor) -> torch.Tensor:
         """RMS over the state dim: one value per member (shape batch)."""
@@ -202,8 +222,9 @@ class SharedClock(_Clock):
         return not self.finished
 
     def clamp(self, st: LoopState) -> tuple[float, bool, float]:
-        target = self.target(st.t)
-        remaining = (target - st.t) * self.direction
+        target, self.at_stop = self.target(st.t)
+        end = self.beside(target, -1.0) if self.at_stop else target
+        remaining = (end - st.t) * self.direction
         last = abs(st.dt) >= remaining * (1 - 4 * self.eps)
         return (remaining * self.direction if last else st.dt), last, target
 
@@ -213,6 +234,7 @@ class SharedClock(_Clock):
         with torch.no_grad():
             u, u1 = st.u.detach(), res.u.detach()
             scaled = self.scaled_error(res.error.detach(), u, u1)
+            self.last_scaled = scaled
             running = st.running if st.frozen_any else None
             err = self.batch_norm_fn(running)(scaled)
             probe_u = torch.where(running[..., None], u1, 0) if running is not None else u1
@@ -237,7 +259,8 @@ class SharedClock(_Clock):
             st.solver_state = tree_where(running, res.state, st.solver_state)
         else:
             st.u, st.solver_state = res.u, res.state
-        st.t = target if last else st.t + step
+        self.restarted = last and self.at_stop
+        st.t = (self.beside(target, 1.0) if self.restarted else target) if last else st.t + step
         st.accepted += 1
         if last and st.t == self.t1:
             self.stop_all(st, ReturnCode.SUCCESS)
@@ -258,6 +281,8 @@ class SharedClock(_Clock):
         else:
             st.rejected += 1
         new_dt = self.max_step_clamp(step * factor)
+        if accepted:
+            self.accepted_dt = new_dt
         if nonfinite is not None and not bool((nonfinite == st.running).all()):
             # some members, not all: they alone are at fault; freeze them and retry the same step
             self.freeze(st, nonfinite, ReturnCode.UNSTABLE, st.t)
@@ -275,13 +300,26 @@ class SharedClock(_Clock):
             self.freeze(st, nonfinite, ReturnCode.UNSTABLE, st.t)
             st.nonfinite_streak = 0
         elif not accepted and (underflow or at_min):
-            self.stop_all(st, ReturnCode.DT_TOO_SMALL)
+            new_dt = self.too_small(st, new_dt)
         st.dt = new_dt
+
+    def too_small(self, st: LoopState, new_dt: float) -> float:
+        """The shared step collapsed: the members whose error rejects it are DT_TOO_SMALL.
+
+        If others remain, they go on from the step size of the last accepted step; when
+        every running member rejects, the whole batch stops.
+        """
+        if self.opts.norm is None and self.batch_shape:
+            culprits = (self.member_norm(self.last_scaled) > 1) & st.running
+            if bool(culprits.any()) and not bool((culprits == st.running).all()):
+                self.freeze(st, culprits, ReturnCode.DT_TOO_SMALL, st.t)
+                return getattr(self, "accepted_dt", new_dt)
+        self.stop_all(st, ReturnCode.DT_TOO_SMALL)
+        return new_dt
 
     def stop_times(self, st: LoopState) -> torch.Tensor:
         """Per member, the last time it reached: frozen members where they froze, the rest at t."""
-        frozen = (st.status == ReturnCode.UNSTABLE) | (st.status == ReturnCode.FAILURE)
-        return torch.where(frozen, st.t_stop, st.t)
+        return torch.where(st.frozen_members, st.t_stop, st.t)
 
 
 class FixedClock(SharedClock):
@@ -306,9 +344,10 @@ class FixedClock(SharedClock):
         return st
 
     def clamp(self, st: LoopState) -> tuple[float, bool, float]:
-        target = self.target(st.t)
+        target, self.at_stop = self.target(st.t)
+        end = self.beside(target, -1.0) if self.at_stop else target
         h = abs(st.dt)
-        remaining = (target - st.t) * self.direction
+        remaining = (end - st.t) * self.direction
         last = remaining <= h + 1e-9 * max(h, abs(target - self.grid_base))
         return (remaining * self.direction if last else st.dt), last, target
 
@@ -341,8 +380,10 @@ class FixedClock(SharedClock):
 
     def commit(self, st: LoopState, accepted: Any, res: StepResult, step: float, last: bool, target: float) -> None:
         st.u, st.solver_state = res.u, res.state
+        self.restarted = last and self.at_stop
         if last:
-            st.t, self.grid_base, self.grid_index = target, target, 0
+            st.t = self.beside(target, 1.0) if self.restarted else target
+            self.grid_base, self.grid_index = st.t, 0
         else:
             self.grid_index += 1
             st.t = self.grid_base + self.grid_index * st.dt
@@ -417,15 +458,24 @@ class MemberClock(_Clock):
             elapsed = (t - self.t0) * self.direction
             idx = torch.searchsorted(self.elapsed_stops, elapsed.reshape(-1).contiguous(), side="right")
             target = self.stops_t[idx.clamp_max(len(self.stops) - 1)].reshape(t.shape)
+        is_stop = target != self.t1
         if self.landing is not None:
             closer = (self.landing - target) * self.direction < 0
             target = torch.where(closer, self.landing, target)
-        return target
+            is_stop = is_stop & ~closer
+        return target, is_stop
+
+    def beside_tensor(self, t: torch.Tensor, side: float) -> torch.Tensor:
+        return torch.nextafter(t, torch.full_like(t, side * self.direction * math.inf))
+
+    def reported_time(self, st: LoopState, last: Any, target: Any) -> Any:
+        return st.t
 
     def clamp(self, st: LoopState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            target = self.member_target(st.t)
-            remaining = (target - st.t) * self.direction
+            target, self.at_stop = self.member_target(st.t)
+            end = torch.where(self.at_stop, self.beside_tensor(target, -1.0), target)
+            remaining = (end - st.t) * self.direction
             last = st.dt.abs() >= remaining * (1 - 4 * self.eps)
             step = torch.where(last, remaining * self.direction, st.dt)
             step = torch.where(st.running[..., None], step, 0.0)
@@ -451,7 +501,10 @@ class MemberClock(_Clock):
         st.u = torch.where(accepted, res.u, st.u)
         st.solver_state = tree_where(accepted[..., 0], res.state, st.solver_state)
         with torch.no_grad():
-            st.t = torch.where(accepted, torch.where(last, target, st.t + step), st.t)
+            crossed = accepted & last & self.at_stop
+            landed = torch.where(crossed, self.beside_tensor(target, 1.0), target)
+            st.t = torch.where(accepted, torch.where(last, landed, st.t + step), st.t)
+            self.restarted = crossed[..., 0] if bool(crossed.any()) else False
             st.t_stop = torch.where(accepted[..., 0], st.t[..., 0], st.t_stop)
             st.accepted += accepted[..., 0]
             done = accepted[..., 0] & last[..., 0] & (target[..., 0] == self.t1)

@@ -166,6 +166,7 @@ class EventTracker:
         self.rows: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in events]
         self.pending: list[torch.Tensor] | None = None  # per event: members landing on its root
         self.terminated: torch.Tensor | None = None  # members stopped by a terminal event
+        self.terminal_names: set[str] = set()
 
     # -- conditions -----------------------------------------------------------------------------
     def evaluate(self, k: int, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -355,6 +356,7 @@ class EventTracker:
             hit = members & landed
             if bool(hit.any()):
                 self._record(k, hit, t_end, res.u, st, None)
+                self.terminal_names.add(self.events[k].label)
         stop = landed if self.per_member else st.running
         self.terminated = stop if self.terminated is None else self.terminated | stop
         if self.per_member:

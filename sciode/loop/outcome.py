@@ -1,6 +1,7 @@
 """How a run ended, in words: per-member return codes and the message that names the failures."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..retcode import ReturnCode
@@ -19,13 +20,14 @@ def final_codes(st: LoopState, ran_out: bool) -> torch.Tensor:
 
 def _members(flat_index: torch.Tensor, batch_shape: torch.Size, limit: int = 5) -> str:
     picked = flat_index[:limit].tolist()
-    names = [str(tuple(int(i) for i in torch.unravel_index(torch.tensor(j), batch_shape))) for j in picked]
+    # numpy's unravel_index: torch's pulls in torch.fx and sympy (~0.5 s) on first use
+    names = [str(tuple(int(i) for i in np.unravel_index(j, tuple(batch_shape)))) for j in picked]
     more = f" and {flat_index.numel() - limit} more" if flat_index.numel() > limit else ""
     return ", ".join(names) + more
 
 
 def message(codes: torch.Tensor, stop_times: torch.Tensor, t1: float, iterations: int, max_steps: int,
-            solver_note: str, adaptive: bool) -> str:
+            solver_note: str, adaptive: bool, terminal_events: list[str]) -> str:
     """'solved to t1 ...' or, per failure kind, which members stopped where and why."""
     batch_shape = codes.shape
     flat = codes.reshape(-1)
@@ -34,7 +36,8 @@ def message(codes: torch.Tensor, stop_times: torch.Tensor, t1: float, iterations
         terminated = int((flat == ReturnCode.TERMINATED).sum())
         if terminated:
             where = f"{terminated} of {flat.numel()} members" if batch_shape else "the system"
-            return f"TERMINATED: {where} stopped at a terminal event ({iterations} steps)"
+            names = ", ".join(repr(name) for name in terminal_events)
+            return f"TERMINATED: {where} stopped at terminal event {names} after {iterations} steps"
         return f"solved to t1 = {t1:g} in {iterations} steps"
     times = stop_times.reshape(-1)
     parts = []

@@ -20,7 +20,7 @@ from ..problems import ODEProblem
 from ..retcode import ReturnCode
 from ..solution import Solution
 from ..solver import RHS, Solver
-from .clock import make_clock
+from .clock import make_clock, tree_where
 from .events import EventTracker, event_time_gradients
 from .options import LoopOptions
 from .outcome import final_codes, message
@@ -79,7 +79,9 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
             u_start = st.u
             clock.commit(st, accepted, res, step, last, target)
             h = step if not clock.per_member else torch.where(accepted, step, 0.0)
-            saver.record(t, h, u_start, st.u, res.dense, st.t)
+            saver.record(t, h, u_start, st.u, res.dense, clock.reported_time(st, last, target))
+            if clock.restarted is not False:
+                _restart(solver, rhs, clock, st)
             if events is not None and events.terminated is not None:
                 if clock.per_member:
                     code = torch.tensor(ReturnCode.TERMINATED.value, dtype=torch.int8, device=st.status.device)
@@ -96,24 +98,34 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     return _solution(problem, solver, opts, clock, saver, events, st, rhs, ran_out)
 
 
+def _restart(solver: Solver, rhs: RHS, clock: Any, st: Any) -> None:
+    """After a tstop the solver starts afresh (f may jump there): its state from f at the new start."""
+    t = st.t if isinstance(st.t, torch.Tensor) else torch.tensor(st.t, dtype=clock.time_dtype, device=clock.device)
+    fresh = solver.init(rhs, t, st.u, rhs(t, st.u))
+    st.solver_state = fresh if clock.restarted is True else tree_where(clock.restarted, fresh, st.solver_state)
+    clock.restarted = False
+
+
 def _solution(problem: ODEProblem, solver: Solver, opts: LoopOptions, clock: Any, saver: Saver,
               events: EventTracker | None, st: Any, rhs: RHS, ran_out: bool) -> Solution:
     codes = final_codes(st, ran_out)
     stop_times = clock.stop_times(st)
     stop_times = stop_times.reshape(problem.batch_shape) if stop_times.ndim else stop_times.expand(problem.batch_shape)
-    frozen = (codes == ReturnCode.UNSTABLE) | (codes == ReturnCode.FAILURE)
+    frozen = st.frozen_members
     stopped = torch.where(frozen, stop_times, torch.nan) if bool(frozen.any()) and not clock.per_member else None
     t, u = saver.trajectory(problem.u0, stopped)
     text = message(codes, stop_times, clock.t1, st.iterations, opts.max_steps,
-                   getattr(solver, "failure_note", ""), clock.adaptive)
-    stats = dict(rhs.stats, nsteps=st.iterations)
+                   getattr(solver, "failure_note", ""), clock.adaptive,
+                   sorted(events.terminal_names) if events is not None else [])
+    stats = dict(rhs.stats, iterations=st.iterations)
     member_stats = None
-    if clock.per_member:
+    if clock.per_member:  # step counts are summed over members; iterations counts the loop's passes
         stats.update(naccepted=int(st.accepted.sum()), nrejected=int(st.rejected.sum()))
         member_stats = {"naccepted": st.accepted.clone(), "nrejected": st.rejected.clone(),
                         "nsteps": st.accepted + st.rejected}
     else:
         stats.update(naccepted=st.accepted, nrejected=st.rejected)
+    stats["nsteps"] = stats["naccepted"] + stats["nrejected"]
     options = dict(rtol=opts.rtol, atol=opts.atol, dt=opts.dt, adaptive=clock.adaptive,
                    stepping="per_member" if clock.per_member else "shared", max_steps=opts.max_steps)
     records = {}

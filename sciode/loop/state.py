@@ -30,6 +30,7 @@ class LoopState:
     t_stop: torch.Tensor  # (batch): the time each member stopped at (its last accepted time)
     nonfinite_streak: Any  # consecutive non-finite attempts: an int (shared clock) or an int tensor (batch)
     dt_before_streak: Any  # the step size in use before a member's non-finite streak began
+    frozen_members: torch.Tensor  # bool (batch): members stopped early while others went on
     iterations: int = 0
     accepted: Any = 0  # int, or an int64 tensor (batch) with per-member clocks
     rejected: Any = 0

@@ -38,7 +38,7 @@ CASES = [
     ("problem not a Problem", lambda: sciode.solve("not a problem"), "problem must be a sciode Problem"),
     ("unknown solver name", lambda: sciode.solve(ok_problem(), "rk99"), "unknown solver 'rk99'"),
     ("solver not a name or Solver", lambda: sciode.solve(ok_problem(), 42), "solver must be a registered name"),
-    ("unknown solver option", lambda: sciode.solve(ok_problem(), "tsit5", newton_tol=1e-3), "does not take option"),
+    ("unknown solver option", lambda: sciode.solve(ok_problem(), "tsit5", newton_tol=1e-3), "unknown argument"),
     ("options with a Solver instance", lambda: sciode.solve(ok_problem(), sciode.solvers()["rk4"](), dt=0.1, foo=1), "pass them to its constructor"),
     ("solver for another problem type", lambda: sciode.solve(ok_problem(), "verlet", dt=0.1), "solver 'verlet' solves SecondOrderODEProblem"),
     ("saveat outside tspan", lambda: sciode.solve(ok_problem(), saveat=[0.0, 2.0]), "saveat times must lie within tspan"),

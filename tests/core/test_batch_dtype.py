@@ -53,7 +53,7 @@ def test_per_member_steps_independently():
     slow_alone = sciode.solve(sciode.remake(prob, u0=torch.ones(1, dtype=torch.float64), p=k[0]), "tsit5", rtol=1e-6)
     fast_alone = sciode.solve(sciode.remake(prob, u0=torch.ones(1, dtype=torch.float64), p=k[1]), "tsit5", rtol=1e-6)
     assert sol.stats["naccepted"] == slow_alone.stats["naccepted"] + fast_alone.stats["naccepted"]
-    assert sol.stats["nsteps"] < slow_alone.stats["nsteps"] + fast_alone.stats["nsteps"]
+    assert sol.stats["iterations"] < slow_alone.stats["iterations"] + fast_alone.stats["iterations"]
     torch.testing.assert_close(sol.u[-1, :, 0], torch.exp(-k[:, 0]), rtol=1e-5, atol=1e-9)
 
 
