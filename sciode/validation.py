@@ -13,12 +13,15 @@ import torch
 
 from .errors import ProblemError
 
-__all__ = ["DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MAX_STEPS", "positive_number", "positive_int", "tolerances"]
+__all__ = ["DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MAX_STEPS", "DEFAULT_MAX_MEMORY_GIB", "positive_number",
+           "positive_int", "tolerances"]
 
 #: The tolerances and step limit ``solve`` uses when none are given (batch runs use the same ones).
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-9
 DEFAULT_MAX_STEPS = 100_000
+#: Memory a batch run's inputs plus output may take unless told otherwise (``--max-memory``), in GiB.
+DEFAULT_MAX_MEMORY_GIB = 8.0
 
 
 def positive_number(value: Any, argument: str, *, allow_none: bool = False) -> float | None:

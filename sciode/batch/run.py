@@ -14,7 +14,14 @@ from .._version import __version__
 from ..errors import ProblemError
 from ..io.netcdf import save
 from ..solution import ReturnCode
-from ..validation import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, positive_int, positive_number
+from ..validation import (
+    DEFAULT_ATOL,
+    DEFAULT_MAX_MEMORY_GIB,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_RTOL,
+    positive_int,
+    positive_number,
+)
 from .assemble import assemble, check_input_names
 from .chunk import failed_members
 from .cluster import run_dask
@@ -26,10 +33,7 @@ from .script import ProblemScript
 from .store import PartialStore
 from .template import Template, preflight
 
-__all__ = ["run_batch", "DEFAULT_MAX_MEMORY_GIB"]
-
-#: Memory the inputs plus the output may take, unless ``max_memory_gib`` says otherwise.
-DEFAULT_MAX_MEMORY_GIB = 8.0
+__all__ = ["run_batch"]
 
 
 def _output_bytes(members: int, reference: xr.Dataset) -> int:

@@ -133,7 +133,9 @@ def save(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = True, comp
     ds = ds.copy(deep=False)
     for var in ds.variables.values():
         var.encoding = {}  # stale encodings (chunks of another shape, source paths) of a loaded dataset
-    for key, value in list(ds.attrs.items()) + [(f"{n}.{k}", v) for n, var in ds.variables.items() for k, v in var.attrs.items()]:
+    attributes = list(ds.attrs.items())
+    attributes += [(f"{n}.{k}", v) for n, var in ds.variables.items() for k, v in var.attrs.items()]
+    for key, value in attributes:
         if not _storable(value):
             raise ProblemError(f"attribute {key!r} = {value!r} cannot be stored in netCDF "
                                "(use a string, a number, or a list of numbers or of strings)")
