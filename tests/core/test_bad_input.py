@@ -18,6 +18,10 @@ def ok_problem():
     return sciode.ODEProblem(f, U0, (0.0, 1.0))
 
 
+def sde_problem():
+    return sciode.SDEProblem(f, lambda u, p, t: 0.5 * torch.ones_like(u), U0, (0.0, 1.0))
+
+
 CASES = [
     ("f not callable", lambda: sciode.ODEProblem(3.0, U0, (0, 1)), "f must be callable"),
     ("u0 non-finite", lambda: sciode.ODEProblem(f, torch.tensor([1.0, math.nan]), (0, 1)), "u0 must be finite"),
@@ -60,6 +64,26 @@ CASES = [
     ("f returns wrong dtype", lambda: sciode.solve(sciode.ODEProblem(lambda u, p, t: u.float(), U0, (0, 1))), "f returned dtype torch.float32"),
     ("f returns non-tensor", lambda: sciode.solve(sciode.ODEProblem(lambda u, p, t: [1.0, 2.0], U0, (0, 1))), "f must return a tensor"),
     ("dense output outside tspan", lambda: sciode.solve(ok_problem())(5.0), "t must lie within tspan"),
+    ("SDEProblem with an ODE solver", lambda: sciode.solve(sde_problem(), "tsit5"),
+     "solver 'tsit5' is an ODE solver: it would drop the noise g of this SDEProblem"),
+    ("SDEProblem with the default solver", lambda: sciode.solve(sde_problem()), "would drop the noise"),
+    ("SDEProblem with a fixed-step ODE solver", lambda: sciode.solve(sde_problem(), "euler", dt=0.1),
+     "solver 'euler' is an ODE solver"),
+    ("ODE solver for an ODE problem given an SDE solver", lambda: sciode.solve(ok_problem(), "euler_maruyama", dt=0.1),
+     "solver 'euler_maruyama' solves SDEProblem, not ODEProblem"),
+    ("max_steps a bool", lambda: sciode.solve(ok_problem(), max_steps=True), "max_steps must be a positive int; got True"),
+    ("max_steps a float", lambda: sciode.solve(ok_problem(), max_steps=10.5), "max_steps must be a positive int"),
+    ("rtol a string", lambda: sciode.solve(ok_problem(), rtol="1e-6"), "rtol must be a positive finite number"),
+    ("atol zero", lambda: sciode.solve(ok_problem(), atol=0.0), "atol must be a positive finite number; got 0.0"),
+    ("dt infinite", lambda: sciode.solve(ok_problem(), "rk4", dt=math.inf), "dt must be a positive finite number"),
+    ("dt a 2-element tensor", lambda: sciode.solve(ok_problem(), "rk4", dt=torch.tensor([0.1, 0.2])),
+     "dt must be a positive finite number"),
+    ("progress not a bool", lambda: sciode.solve(ok_problem(), progress="yes"), "progress must be True or False"),
+    ("controller of the wrong type", lambda: sciode.solve(ok_problem(), controller="pi"),
+     "controller must be a sciode.PIController"),
+    ("saveat a string", lambda: sciode.solve(ok_problem(), saveat="10"), "saveat must be None, a number of intervals"),
+    ("saveat of non-numbers", lambda: sciode.solve(ok_problem(), saveat=[0.0, "x"]), "saveat must hold real numbers"),
+    ("sensealg of the wrong type", lambda: sciode.solve(ok_problem(), sensealg=3), "sensealg must be None"),
 ]
 
 
@@ -72,4 +96,4 @@ def test_bad_input_raises_problem_error(label, call, message):
 
 def test_problem_error_is_a_value_error():
     assert issubclass(sciode.ProblemError, ValueError)
-    assert len(CASES) >= 15
+    assert len(CASES) >= 30
