@@ -46,8 +46,9 @@ def _saveat(text: str) -> int | list[float]:
                                          f"got {text!r}") from exc
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived (a scheduler's time limit, ``kill``): handled like Ctrl-C."""
+class _Terminated(BaseException):
+    """SIGTERM arrived (a scheduler's time limit, ``kill``): handled like Ctrl-C, so not an ``Exception``
+    that a chunk would record as a member's failure."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

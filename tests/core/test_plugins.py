@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "third_party_plugin"
 
 
-def make_distribution(site: Path, dist: str, module: str, source: str | None = None, copy_from: Path | None = None) -> None:
+def make_distribution(site: Path, dist: str, module: str, source: str | None = None,
+                      copy_from: Path | None = None) -> None:
     """Lay out an installed distribution by hand: a package plus its .dist-info with an entry point."""
     if copy_from is not None:
         shutil.copytree(copy_from, site / module)
@@ -52,7 +53,8 @@ def test_third_party_plugin_is_discovered_and_solves(site, monkeypatch):
     prob = sciode.ODEProblem(lambda u, p, t: -u, torch.ones(2, dtype=torch.float64), (0.0, 1.0))
     sol = sciode.solve(prob, "ssprk3", dt=0.01)
     assert sol.retcode is sciode.ReturnCode.SUCCESS
-    torch.testing.assert_close(sol.u[-1], torch.full((2,), torch.exp(torch.tensor(-1.0)).item(), dtype=torch.float64), rtol=1e-6, atol=0)
+    exact = torch.full((2,), torch.exp(torch.tensor(-1.0)).item(), dtype=torch.float64)
+    torch.testing.assert_close(sol.u[-1], exact, rtol=1e-6, atol=0)
     # the plugin's own conformance tests pass against this registry
     sciode.testing.assert_convergence_order("ssprk3", 3)
 
@@ -185,7 +187,8 @@ BROKEN_CONTRACTS = {
                 r"solver 'nostep' .* breaks the solver contract: step\(rhs, t, u, dt, state\) is not implemented"),
     "adaptive without error": (
         "class S(sciode.Solver):\n    name = 'noerr'\n    order = 1\n    adaptive = True\n"
-        "    def step(self, rhs, t, u, dt, state):\n        return sciode.StepResult(u + dt * rhs(t, u), None, None, None)\n",
+        "    def step(self, rhs, t, u, dt, state):\n"
+        "        return sciode.StepResult(u + dt * rhs(t, u), None, None, None)\n",
         "noerr", "lookup", r"solver 'noerr' of plugin 'plugin_contract' .*: adaptive = True but step\(\) returned "
         r"error None"),
     "bare tensor": (
@@ -235,7 +238,8 @@ def test_register_plugin_in_code():
     sciode.register_plugin(Plugin(), name="in_code")
     try:
         assert "test_euler_twice" in sciode.solvers()
-        sol = sciode.solve(sciode.ODEProblem(lambda u, p, t: -u, torch.ones(1), (0.0, 1.0)), "test_euler_twice", dt=0.1, dense=False)
+        prob = sciode.ODEProblem(lambda u, p, t: -u, torch.ones(1), (0.0, 1.0))
+        sol = sciode.solve(prob, "test_euler_twice", dt=0.1, dense=False)
         assert sol.retcode is sciode.ReturnCode.SUCCESS
     finally:
         sciode.registry.registry.unregister("in_code")
@@ -246,8 +250,8 @@ def test_register_plugin_in_code():
 def test_pip_install_of_example_plugin(tmp_path):
     """Install the example distribution for real (pip, no network) into a target dir and use it."""
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--target", str(target),
-                    str(EXAMPLE)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), str(EXAMPLE)], check=True, capture_output=True)
     code = ("import sciode, torch; p = sciode.ODEProblem(lambda u, p, t: -u, torch.ones(1), (0.0, 1.0)); "
             "print(sciode.solve(p, 'ssprk3', dt=0.1).retcode.name)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

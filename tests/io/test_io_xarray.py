@@ -78,7 +78,8 @@ def test_retcode_flag_variable_and_per_member_stats():
     assert codes[0] == codes[2] == sciode.ReturnCode.SUCCESS and codes[1] != sciode.ReturnCode.SUCCESS
     assert ds["retcode"].dtype == np.int8
     meanings = ds["retcode"].attrs["flag_meanings"].split()
-    assert dict(zip(ds["retcode"].attrs["flag_values"].tolist(), meanings))[int(codes[1])] == sciode.ReturnCode(int(codes[1])).name.lower()
+    by_value = dict(zip(ds["retcode"].attrs["flag_values"].tolist(), meanings))
+    assert by_value[int(codes[1])] == sciode.ReturnCode(int(codes[1])).name.lower()
     assert ds["naccepted"].dims == ("member",)
     assert int(ds["naccepted"].sum()) == sol.stats["naccepted"]
     assert ds["naccepted"].values[1] != ds["naccepted"].values[0]
