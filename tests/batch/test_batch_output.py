@@ -49,9 +49,9 @@ N = 12
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     script = tmp_path / "decay_problem.py"
     script.write_text(SCRIPT)
-    ds = xr.Dataset({"k": ("member", np.linspace(0.1, 2.0, N), {"flags": ["fast", "slow"], "units": "s-1"}),
+    ds = xr.Dataset({"k": ("member", np.linspace(0.1, 2.0, N), {"units": "s-1"}),
                      "x0": ("member", np.linspace(1.0, 3.0, N))})
-    ds.to_netcdf(tmp_path / "members.nc")  # "flags" is an NC_STRING array attribute
+    ds.to_netcdf(tmp_path / "members.nc")
     return script, tmp_path / "members.nc"
 
 
@@ -74,6 +74,9 @@ def wait_for(predicate, timeout: float = 120.0) -> None:
 
 def test_string_array_attributes_and_retcode_flags_reach_the_output(setup, tmp_path):
     script, members = setup
+    inputs = sciode.io.load(members)
+    inputs["k"].attrs["flags"] = ["fast", "slow"]
+    inputs.to_netcdf(members)  # "flags" is an NC_STRING array attribute
     output = tmp_path / "traj.nc"
     sciode.run_batch(script, members, output, solver="rk4", dt=0.01, saveat=10, chunk=5, progress=False)
     ds = sciode.io.load(output)

@@ -57,6 +57,10 @@ def test_third_party_plugin_is_discovered_and_solves(site, monkeypatch):
     torch.testing.assert_close(sol.u[-1], exact, rtol=1e-6, atol=0)
     # the plugin's own conformance tests pass against this registry
     sciode.testing.assert_convergence_order("ssprk3", 3)
+    # the tableau version (public generic stepper, no interpolant) with saveat between steps
+    sciode.testing.assert_convergence_order("ssprk3_tableau", 3)
+    between = sciode.solve(prob, "ssprk3_tableau", dt=0.01, saveat=[0.0, 0.333, 0.5, 1.0])
+    torch.testing.assert_close(between.u[:, 0], torch.exp(-between.t), rtol=1e-5, atol=0)
 
 
 def test_broken_plugin_is_skipped_with_warning(site):
