@@ -137,7 +137,7 @@ class ExplicitRungeKutta(Solver):
 
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
                     dense: Any) -> torch.Tensor:
-        P = torch.tensor(self._interpolant, dtype=u0.dtype, device=u0.device)  # (s, D)
+        P = torch.tensor(self._interpolant, dtype=theta.dtype, device=u0.device)  # (s, D)
         powers = torch.stack([theta ** (d + 1) for d in range(P.shape[1])], dim=-1)  # (..., D)
         weights = powers @ P.T  # (..., s)
         k = torch.stack(list(dense), dim=-1)  # (..., n, s)
