@@ -43,7 +43,7 @@ def members(n: int, t1: float, seed: int = 0) -> xr.Dataset:
 
 
 def _warm_up() -> None:
-    import sciode.batch_chunk  # noqa: F401
+    import sciode.batch.chunk  # noqa: F401
 
     sciode.solvers()  # loads the plugin registry
 

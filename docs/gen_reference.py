@@ -53,7 +53,7 @@ def collect() -> dict[str, list[Entry]]:
     out: dict[str, list[Entry]] = {}
     for kind in KINDS:
         out[kind] = [Entry(kind, name, cls, info.name, info.distribution, info.version)
-                     for name, (cls, info) in sorted(registry.entries[kind].items())]
+                     for name, (cls, info) in registry.owned(kind).items()]
     return out
 
 

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{args.iters} adjoint steps")
 
     args.outdir.mkdir(parents=True, exist_ok=True)
-    ds = sol.to_xarray()  # dims (time, sample, state)
+    ds = sol.to_xarray()  # u on dims (sample, time, state)
     ds["data"] = (("time", "sample", "state"), data.u.numpy())
     ds.attrs.update(w2_initial=initial, w2_final=float(final))
     ds.to_netcdf(args.outdir / "neural_sde.nc")

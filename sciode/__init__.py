@@ -7,13 +7,13 @@ loop, the registry and the I/O.
 from __future__ import annotations
 
 from ._version import __version__
-from .errors import NotDifferentiableError, PluginError, ProblemError, SciodeError
+from .errors import NotDifferentiableError, PluginError, ProblemError, SciodeError, WriteError
 from .hookspecs import hookimpl, hookspec
 from .loop import Event, EventRecord, LoopOptions, PIController, integrate
 from .problems import ODEProblem, SDEProblem, SecondOrderODEProblem, parameter_tensors, remake
 from .registry import lookup, models, register_plugin, sensitivities, solvers
-from .sensitivity import Sensitivity
 from .retcode import ReturnCode
+from .sensitivity import Sensitivity
 from .solution import Solution
 from .solve import solve
 from .solver import RHS, Solver, StepResult
@@ -41,6 +41,7 @@ __all__ = [
     "Solution",
     "Solver",
     "StepResult",
+    "WriteError",
     "hermite_interpolant",
     "hookimpl",
     "hookspec",

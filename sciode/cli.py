@@ -2,17 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from .validation import DEFAULT_ATOL, DEFAULT_MAX_MEMORY_GIB, DEFAULT_MAX_STEPS, DEFAULT_RTOL
+
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .registry import registry
+    import warnings
 
-    registry.load()
+    from .registry import KINDS, registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # broken plugins are listed below
+        registry.load()
     if not registry.plugins:
         print("no sciode plugins installed")
         return 0
+    conflicts = {kind: registry.conflicts(kind) for kind in KINDS}
     for info in registry.plugins.values():
         version = f" {info.version}" if info.version else ""
         print(f"{info.name}  ({info.distribution}{version})")
@@ -22,6 +30,10 @@ def _plugins(args: argparse.Namespace) -> int:
         for kind, names in info.provides.items():
             if names:
                 print(f"  {kind}: {', '.join(names)}")
+    for kind, clashes in conflicts.items():
+        for name, owners in clashes.items():
+            print(f"CONFLICT: {kind} name {name!r} is claimed by " + " and ".join(o.describe() for o in owners)
+                  + "; it is unavailable until one is uninstalled or renamed")
     return 0
 
 
@@ -30,24 +42,43 @@ def _saveat(text: str) -> int | list[float]:
     try:
         return int(text) if "," not in text else [float(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number of intervals or comma-separated times; got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected a number of intervals or comma-separated times; "
+                                         f"got {text!r}") from exc
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (a scheduler's time limit, ``kill``): handled like Ctrl-C, so not an ``Exception``
+    that a chunk would record as a member's failure."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .batch import run_batch
-    from .errors import ProblemError
+    import signal
 
+    from .batch import run_batch
+    from .errors import SciodeError
+
+    resume = "finished chunks are kept next to the output: run the same command again to resume"
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         run_batch(args.script, args.input, args.output, solver=args.solver, saveat=args.saveat, dt=args.dt,
                   rtol=args.rtol, atol=args.atol, max_steps=args.max_steps, chunk=args.chunk, workers=args.workers,
-                  scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
-    except ProblemError as exc:
+                  scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet,
+                  max_memory_gib=args.max_memory)
+    except SciodeError as exc:
         print(f"sciode run: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sciode run: interrupted; finished chunks are kept next to the output: "
-              "run the same command again to resume", file=sys.stderr)
+        print(f"sciode run: interrupted; {resume}", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"sciode run: terminated (SIGTERM); {resume}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -78,22 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plugins)
 
     r = sub.add_parser("run", help="solve every member of a netCDF dataset with a problem script",
-                       description="Solve every member of INPUT with SCRIPT's problem(inputs) and write the trajectories "
-                                   "to OUTPUT (netCDF, dims member/time/state). An interrupted run resumes.")
+                       description="Solve every member of INPUT with SCRIPT's problem(inputs) and write the "
+                                   "trajectories to OUTPUT (netCDF, dims member/time/state). An interrupted run "
+                                   "resumes. SCRIPT is executed (here and on every dask worker) like any Python "
+                                   "program: run only scripts you trust.")
     r.add_argument("script", help="Python file defining problem(inputs: dict[str, torch.Tensor]) -> sciode.ODEProblem")
     r.add_argument("--input", "-i", required=True, help="netCDF file with a 'member' dim (parameters, initial states)")
     r.add_argument("--output", "-o", required=True, help="netCDF file to write (appears only when complete)")
     r.add_argument("--solver", default="tsit5", help="registered solver name (default tsit5; see 'sciode plugins')")
-    r.add_argument("--saveat", type=_saveat, default=100, help="number of equal intervals, or comma-separated times (default 100)")
+    r.add_argument("--saveat", type=_saveat, default=100,
+                   help="number of equal intervals, or comma-separated times (default 100)")
     r.add_argument("--dt", type=float, default=None, help="step for fixed-step solvers, first step for adaptive ones")
-    r.add_argument("--rtol", type=float, default=1e-6)
-    r.add_argument("--atol", type=float, default=1e-9)
-    r.add_argument("--max-steps", type=int, default=100_000)
+    r.add_argument("--rtol", type=float, default=DEFAULT_RTOL)
+    r.add_argument("--atol", type=float, default=DEFAULT_ATOL)
+    r.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS)
     r.add_argument("--chunk", type=int, default=1000, help="members solved together as one batch (default 1000)")
     where = r.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, help="start a local dask cluster with N worker processes")
-    where.add_argument("--scheduler", default=None, help="join a running dask scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--scheduler", default=None, help="join a running dask scheduler, e.g. tls://10.0.0.5:8786 "
+                       "(security from the dask config; see docs/batch.md)")
     r.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    r.add_argument("--max-memory", type=float, default=DEFAULT_MAX_MEMORY_GIB, metavar="GIB",
+                   help="refuse, before loading anything, runs whose inputs and output need more memory "
+                        f"(default {DEFAULT_MAX_MEMORY_GIB:g} GiB)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=_run)
 
@@ -110,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        status = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. ``sciode plugins | head``: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return status
 
 
 if __name__ == "__main__":

@@ -23,3 +23,7 @@ class PluginError(SciodeError):
 
 class NotDifferentiableError(ProblemError):
     """Gradients were requested through a solver or path that cannot provide them."""
+
+
+class WriteError(SciodeError, OSError):
+    """A file could not be written (e.g. the device is full); the message names the path and the cause."""

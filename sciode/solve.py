@@ -1,7 +1,6 @@
 """``solve``: validate everything up front, then hand over to the sensitivity or the loop."""
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,27 +10,18 @@ import torch
 
 from .errors import ProblemError
 from .loop import LoopOptions, PIController, check_events, integrate
-from .problems import ODEProblem
+from .problems import ODEProblem, SDEProblem
 from .registry import registry
 from .sensitivity import Sensitivity
 from .solution import Solution
 from .solver import Solver
+from .validation import positive_int, positive_number
 
 __all__ = ["solve", "resolve_solver", "resolve_sensitivity"]
 
 STEPPING = ("shared", "per_member")
 SOLVE_ARGUMENTS = ("saveat", "dt", "rtol", "atol", "sensealg", "max_steps", "progress", "stepping", "dense",
                    "adaptive", "norm", "controller", "events", "max_step", "min_step", "tstops")
-
-
-def _positive(value: Any, argument: str, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)) and np.size(value) == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ProblemError(f"{argument} must be a positive finite number; got {value!r}")
-    return float(value)
 
 
 def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEProblem) -> Solver:
@@ -58,6 +48,9 @@ def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEPr
     if not isinstance(problem, instance.problem_types):
         kinds = ", ".join(t.__name__ for t in instance.problem_types)
         raise ProblemError(f"solver {instance.name!r} solves {kinds}, not {type(problem).__name__}")
+    if isinstance(problem, SDEProblem) and not any(issubclass(t, SDEProblem) for t in instance.problem_types):
+        raise ProblemError(f"solver {instance.name!r} is an ODE solver: it would drop the noise g of this SDEProblem; "
+                           "use an SDE solver (e.g. solver=\"euler_maruyama\"; sciode.solvers() lists them)")
     return instance
 
 
@@ -123,7 +116,7 @@ def _tolerance(value: Any, argument: str, problem: ODEProblem) -> float | torch.
         if not bool(torch.isfinite(values).all()) or not bool((values > 0).all()):
             raise ProblemError(f"{argument} must hold positive finite values; got {values.tolist()}")
         return values
-    return _positive(value, argument)
+    return positive_number(value, argument)
 
 
 def _warn_tiny_rtol(rtol: float | torch.Tensor, problem: ODEProblem) -> None:
@@ -185,10 +178,7 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     sens = resolve_sensitivity(sensealg)
     if stepping not in STEPPING:
         raise ProblemError(f"stepping must be one of {STEPPING}; got {stepping!r}")
-    if isinstance(max_steps, np.integer):
-        max_steps = int(max_steps)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ProblemError(f"max_steps must be a positive int; got {max_steps!r}")
+    max_steps = positive_int(max_steps, "max_steps")
     if not isinstance(progress, bool):
         raise ProblemError(f"progress must be True or False; got {progress!r}")
     if norm is not None and not callable(norm):
@@ -198,11 +188,11 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     use_adaptive = instance.adaptive if adaptive is None else bool(adaptive)
     if use_adaptive and not instance.adaptive:
         raise ProblemError(f"adaptive=True, but solver {instance.name!r} has no error estimate; use a fixed dt or an adaptive solver")
-    dt = _positive(dt, "dt", allow_none=True)
+    dt = positive_number(dt, "dt", allow_none=True)
     if not use_adaptive and dt is None:
         raise ProblemError(f"dt is required for fixed-step solving with {instance.name!r}: pass solve(..., dt=...)")
-    max_step = _positive(max_step, "max_step", allow_none=True)
-    min_step = _positive(min_step, "min_step", allow_none=True)
+    max_step = positive_number(max_step, "max_step", allow_none=True)
+    min_step = positive_number(min_step, "min_step", allow_none=True)
     if max_step is not None and min_step is not None and min_step > max_step:
         raise ProblemError(f"min_step ({min_step:g}) must not exceed max_step ({max_step:g})")
     rtol, atol = _tolerance(rtol, "rtol", problem), _tolerance(atol, "atol", problem)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from sciode import RHS, ButcherTableau, Solver, StepResult
+from sciode import RHS, ButcherTableau, Solver, StepResult, hermite_interpolant
 
 Terms = tuple[tuple[int, float], ...]
 
@@ -33,6 +33,21 @@ def weighted_sum(terms: Terms, ks: list[torch.Tensor], scale: Any) -> torch.Tens
     return out.mul_(scale)
 
 
+def continuous_extension(tab: ButcherTableau) -> tuple[tuple[float, ...], ...]:
+    """The tableau's interpolant, or one built from its weights when it has none.
+
+    FSAL tableaux get the cubic Hermite through u0, u1 and both end slopes (third
+    order); others the quadratic through u0, u1 with the start slope k0 (second
+    order), ``u0 + h (theta k0 + theta^2 (sum_j b_j k_j - k0))``. Both reproduce u1 at
+    theta = 1, so ``saveat`` times on the step grid are exact.
+    """
+    if tab.interpolant is not None:
+        return tab.interpolant
+    if tab.fsal:
+        return hermite_interpolant(tab.b)
+    return tuple((float(j == 0), tab.b[j] - float(j == 0)) for j in range(tab.stages))
+
+
 def increment(u: torch.Tensor, terms: Terms, ks: list[torch.Tensor], dt: Any) -> torch.Tensor:
     """u + dt * sum(a_j k_j), in as few tensor ops as the nonzero terms allow."""
     if isinstance(dt, float):
@@ -52,7 +67,20 @@ def increment(u: torch.Tensor, terms: Terms, ks: list[torch.Tensor], dt: Any) ->
 
 
 class ExplicitRungeKutta(Solver):
-    """An explicit RK method: subclasses only declare ``name`` and ``tableau``."""
+    """An explicit RK method: subclasses only declare ``name`` and ``tableau`` (a ``sciode.ButcherTableau``).
+
+    This is the public way to add a tableau solver from a plugin::
+
+        from sciode_explicit import ExplicitRungeKutta
+
+        class Ralston(ExplicitRungeKutta):
+            name = "ralston"
+            tableau = sciode.ButcherTableau.from_rows([[], [2/3]], [1/4, 3/4], [0, 2/3], order=2)
+
+    order, adaptivity (embedded weights), FSAL and the stage times follow from the
+    tableau. Without an interpolant, ``sol(t)`` is refused and ``saveat`` uses the
+    low-order :func:`continuous_extension`.
+    """
 
     tableau: ClassVar[ButcherTableau]
     supports_complex = True
@@ -70,6 +98,7 @@ class ExplicitRungeKutta(Solver):
         cls._stages = tuple((cls.stage_fractions.index(tab.c[i]), _terms(tab.A[i])) for i in range(1, tab.stages))
         cls._b_terms = _terms(tab.b)
         cls._error_terms = _terms(tab.error) if tab.error is not None else None
+        cls._interpolant = continuous_extension(tab)
 
     def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: Any) -> StepResult:
         if isinstance(dt, float):
@@ -106,8 +135,9 @@ class ExplicitRungeKutta(Solver):
         err = weighted_sum(self._error_terms, ks, dt) if self._error_terms else None
         return StepResult(u1, err, ks[-1] if self.tableau.fsal else None, tuple(ks))
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
-        P = torch.tensor(self.tableau.interpolant, dtype=theta.dtype, device=u0.device)  # (s, D)
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
+        P = torch.tensor(self._interpolant, dtype=theta.dtype, device=u0.device)  # (s, D)
         powers = torch.stack([theta ** (d + 1) for d in range(P.shape[1])], dim=-1)  # (..., D)
         weights = powers @ P.T  # (..., s)
         k = torch.stack(list(dense), dim=-1)  # (..., n, s)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import sciode
+from sciode.validation import positive_int, positive_number
 
 from .augmented import AugmentedField, Packing, channel_norm
 from .bridge import bridged_solve, zero_fill
@@ -29,14 +30,6 @@ __all__ = ["Adjoint"]
 #: only need their end value, so a small buffer keeps the backward pass's memory flat
 #: (the loop's default of 64 augmented states with their stages would dominate it)
 SEGMENT_CHUNK = 8
-
-
-def _positive_or_none(value: Any, argument: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        raise sciode.ProblemError(f"{argument} must be a positive finite number or None; got {value!r}")
-    return float(value)
 
 
 class Adjoint(sciode.Sensitivity):
@@ -66,10 +59,10 @@ class Adjoint(sciode.Sensitivity):
                                       "configure an instance directly")
         if not isinstance(seminorm, bool):
             raise sciode.ProblemError(f"adjoint seminorm must be True or False; got {seminorm!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-            raise sciode.ProblemError(f"adjoint max_steps must be a positive int or None; got {max_steps!r}")
-        self.rtol, self.atol = _positive_or_none(rtol, "adjoint rtol"), _positive_or_none(atol, "adjoint atol")
-        self.dt = _positive_or_none(dt, "adjoint dt")
+        max_steps = positive_int(max_steps, "adjoint max_steps", allow_none=True)
+        self.rtol = positive_number(rtol, "adjoint rtol", allow_none=True)
+        self.atol = positive_number(atol, "adjoint atol", allow_none=True)
+        self.dt = positive_number(dt, "adjoint dt", allow_none=True)
         self.seminorm, self.max_steps = seminorm, max_steps
         self.backward_solver: sciode.Solver | None
         if isinstance(solver, str):

@@ -23,6 +23,7 @@ import torch
 
 import sciode
 from sciode.loop import event_state
+from sciode.validation import positive_int
 
 from .bridge import bridged_solve, zero_fill
 from .inputs import DifferentiableInputs
@@ -46,9 +47,7 @@ class Checkpointed(sciode.Sensitivity):
     reference = "Griewank & Walther, Algorithm 799: revolve (2000); Gholami, Keutzer & Biros, ANODE (2019)"
 
     def __init__(self, *, n_checkpoints: int | None = None) -> None:
-        if n_checkpoints is not None and (isinstance(n_checkpoints, bool) or not isinstance(n_checkpoints, int) or n_checkpoints < 1):
-            raise sciode.ProblemError(f"checkpointed n_checkpoints must be a positive int or None; got {n_checkpoints!r}")
-        self.n_checkpoints = n_checkpoints
+        self.n_checkpoints = positive_int(n_checkpoints, "checkpointed n_checkpoints", allow_none=True)
 
     def solve(self, problem: sciode.ODEProblem, solver: sciode.Solver, options: sciode.LoopOptions) -> sciode.Solution:
         if options.per_member and options.adaptive and solver.adaptive and len(problem.batch_shape) > 0:

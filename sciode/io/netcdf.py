@@ -7,7 +7,10 @@ half-written file at ``path``, even when the writer is killed.
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +19,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..errors import ProblemError
+from ..errors import ProblemError, WriteError
 
-__all__ = ["save", "load", "atomic_path", "check_netcdf", "encoding_for"]
+__all__ = ["save", "load", "atomic_path", "check_netcdf", "encoding_for", "temporary_files"]
 
 #: Target size of one compressed chunk (bytes, before compression).
 CHUNK_BYTES = 1 << 20
 _SIGNATURES = (b"\x89HDF\r\n\x1a\n", b"CDF\x01", b"CDF\x02", b"CDF\x05")
+#: A failed write with less free space than this on the device is reported as "device full".
+FULL_BELOW = 1 << 20
 
 
 def _chunks(var: xr.Variable) -> tuple[int, ...]:
@@ -54,20 +59,58 @@ def encoding_for(ds: xr.Dataset, *, compress: bool = True, complevel: int = 4) -
     return encoding
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files :func:`atomic_path` makes for ``path`` (leftovers, when no writer is running)."""
+    target = Path(path)
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+
+
+def _write_error(exc: BaseException, target: Path) -> WriteError | None:
+    """A clear error for a write that failed because the device is full (netCDF only says "HDF error")."""
+    if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return None
+    try:
+        free = shutil.disk_usage(target.parent).free
+    except OSError:
+        return None
+    full = isinstance(exc, OSError) or free < FULL_BELOW
+    if not full:
+        return None
+    return WriteError(f"cannot write {str(target)!r}: the device is full ({free} bytes free in "
+                      f"{str(target.parent)!r}); free some space and run again")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success move it onto ``path``, else delete it."""
+    """Yield a temporary path next to ``path``; on success move it onto ``path``, else delete it.
+
+    The file gets the permissions any other writer would give it (``0666`` less the
+    umask; ``mkstemp`` alone would make it ``0600``). A write that fails on a full
+    device raises :class:`sciode.errors.WriteError` saying so.
+    """
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
+        error = _write_error(exc, target)  # before the temporary file is gone and frees its space
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if error is not None:
+            raise error from exc
         raise
 
 
@@ -90,17 +133,32 @@ def save(obj: Any, path: str | os.PathLike[str], *, overwrite: bool = True, comp
     ds = ds.copy(deep=False)
     for var in ds.variables.values():
         var.encoding = {}  # stale encodings (chunks of another shape, source paths) of a loaded dataset
-    for key, value in list(ds.attrs.items()) + [(f"{n}.{k}", v) for n, var in ds.variables.items() for k, v in var.attrs.items()]:
-        if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, (dict, list, tuple, set)) and not _numeric_sequence(value):
-            raise ProblemError(f"attribute {key!r} = {value!r} cannot be stored in netCDF (use a string or numbers)")
+    attributes = list(ds.attrs.items())
+    attributes += [(f"{n}.{k}", v) for n, var in ds.variables.items() for k, v in var.attrs.items()]
+    for key, value in attributes:
+        if not _storable(value):
+            raise ProblemError(f"attribute {key!r} = {value!r} cannot be stored in netCDF "
+                               "(use a string, a number, or a list of numbers or of strings)")
     with atomic_path(target) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4",
                      encoding=encoding_for(ds, compress=compress, complevel=complevel))
     return target
 
 
-def _numeric_sequence(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+def _storable(value: Any) -> bool:
+    """What netCDF4 attributes hold: a string, a number, a 1-D array or list of numbers, or of strings (NC_STRING)."""
+    if isinstance(value, (str, bytes)):
+        return True
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, (dict, set)):
+        return False
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(np.asarray(value, dtype=object).reshape(-1)) if isinstance(value, np.ndarray) else list(value)
+        if isinstance(value, np.ndarray) and value.ndim > 1:
+            return False
+        numbers = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                      for v in items)
+        return numbers or all(isinstance(v, str) for v in items)
+    return isinstance(value, (int, float, np.integer, np.floating))
 
 
 def _to_dataset(obj: Any) -> xr.Dataset:

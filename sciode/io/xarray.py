@@ -97,7 +97,7 @@ def solution_to_dataset(sol: Any, *, times: Any = None, members: Any = None,
                         attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
     """A labelled copy of ``sol`` as an ``xarray.Dataset``.
 
-    ``u`` is on dims ``("time", *member dims, "state")`` (member dims are
+    ``u`` is on dims ``(*member dims, "time", "state")`` (member dims are
     ``sol.member_dims`` when the solver named them, else ``member`` for a 1-D batch,
     ``member_0, member_1, ...`` for more, none for a single system);
     coords ``time`` and ``state`` (the Problem's ``state_names``); ``retcode`` is a CF
@@ -107,6 +107,10 @@ def solution_to_dataset(sol: Any, *, times: Any = None, members: Any = None,
     ``members``: labels for the member dims (a sequence, or a mapping dim -> labels).
     ``attrs``: extra global attributes. The copy is detached: gradients do not flow
     into the Dataset, and editing it never changes the Solution.
+
+    Members come first, as in the batch-run output, the input datasets (``member``
+    leading) and CF's advice to put other dims left of time: one member's
+    trajectory is then contiguous in memory and on disk (``ds.u[i]`` is member i).
     """
     problem = sol.problem
     batch_ndim = sol.u.ndim - 2
@@ -119,7 +123,7 @@ def solution_to_dataset(sol: Any, *, times: Any = None, members: Any = None,
     coords.update(_member_coords(members, mdims, shape))
     codes = sol.retcodes.detach().cpu().numpy().astype(np.int8, copy=True).reshape(shape)
     data: dict[str, Any] = {
-        "u": (("time", *mdims, "state"), u),
+        "u": ((*mdims, "time", "state"), np.moveaxis(u, 0, -2)),  # member-major: see solution_to_dataset
         "retcode": (mdims, codes, retcode_attrs()),
     }
     for key, value in (getattr(sol, "member_stats", None) or {}).items():

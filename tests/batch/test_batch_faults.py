@@ -78,7 +78,8 @@ def test_keyboard_interrupt_then_resume(setup, tmp_path, monkeypatch):
     assert not output.exists()
     partial = output.parent / ".sciode-partial-traj.nc"
     assert sorted(p.name for p in partial.glob("chunk-*.nc")) == ["chunk-000000.nc", "chunk-000001.nc"]
-    assert sorted(p.name for p in output.parent.iterdir()) == [".sciode-partial-traj.nc"]  # no temp file left
+    # no temp file left; the (empty, unlocked) lock file stays so waiting runs share its inode
+    assert sorted(p.name for p in output.parent.iterdir()) == [".sciode-partial-traj.nc", ".traj.nc.lock"]
 
     monkeypatch.delenv("BATCH_TEST_INTERRUPT_AT")
     log.write_text("")

@@ -34,7 +34,8 @@ def assert_lossless(a: xr.Dataset, b: xr.Dataset) -> None:
         assert a[name].dtype == b[name].dtype, name
         np.testing.assert_array_equal(a[name].values, b[name].values)
     for key, value in a.attrs.items():
-        assert type(b.attrs[key]) in (type(value), np.dtype(type(value)).type) or np.asarray(value).dtype == np.asarray(b.attrs[key]).dtype, key
+        same_type = type(b.attrs[key]) in (type(value), np.dtype(type(value)).type)
+        assert same_type or np.asarray(value).dtype == np.asarray(b.attrs[key]).dtype, key
 
 
 def test_solution_round_trip_is_lossless(tmp_path, solution):

@@ -23,10 +23,10 @@ def test_dims_coords_and_values():
     prob = make_problem(state_names=["x", "y"], time_units="s", name="decay")
     sol = sciode.solve(prob, "tsit5", saveat=10)
     ds = sol.to_xarray()
-    assert ds["u"].dims == ("time", "member", "state")
+    assert ds["u"].dims == ("member", "time", "state")  # the batch output's order: members first
     assert list(ds["state"].values) == ["x", "y"]
     np.testing.assert_array_equal(ds["time"].values, sol.t.numpy())
-    np.testing.assert_array_equal(ds["u"].values, sol.u.numpy())
+    np.testing.assert_array_equal(ds["u"].values, sol.u.numpy().transpose(1, 0, 2))
     assert ds["time"].attrs["units"] == "s"
     assert ds.attrs["title"] == "decay"
     assert ds.attrs["solver"] == "tsit5" and ds.attrs["sensealg"] == "none"
@@ -42,7 +42,7 @@ def test_default_state_names_and_single_system_and_2d_batch():
     assert ds["u"].dims == ("time", "state") and list(ds["state"].values) == ["u0", "u1"]
     assert ds["retcode"].dims == () and int(ds["retcode"]) == sciode.ReturnCode.SUCCESS
     grid = sciode.solve(make_problem(batch=(2, 3)), "rk4", dt=0.1).to_xarray()
-    assert grid["u"].dims == ("time", "member_0", "member_1", "state")
+    assert grid["u"].dims == ("member_0", "member_1", "time", "state")
     assert grid["retcode"].shape == (2, 3)
 
 
@@ -78,7 +78,8 @@ def test_retcode_flag_variable_and_per_member_stats():
     assert codes[0] == codes[2] == sciode.ReturnCode.SUCCESS and codes[1] != sciode.ReturnCode.SUCCESS
     assert ds["retcode"].dtype == np.int8
     meanings = ds["retcode"].attrs["flag_meanings"].split()
-    assert dict(zip(ds["retcode"].attrs["flag_values"].tolist(), meanings))[int(codes[1])] == sciode.ReturnCode(int(codes[1])).name.lower()
+    by_value = dict(zip(ds["retcode"].attrs["flag_values"].tolist(), meanings))
+    assert by_value[int(codes[1])] == sciode.ReturnCode(int(codes[1])).name.lower()
     assert ds["naccepted"].dims == ("member",)
     assert int(ds["naccepted"].sum()) == sol.stats["naccepted"]
     assert ds["naccepted"].values[1] != ds["naccepted"].values[0]
@@ -102,7 +103,7 @@ def test_dense_output_on_a_time_grid():
     ds = sol.to_xarray(times=grid)
     np.testing.assert_allclose(ds["time"].values, grid.numpy())
     exact = prob.u0.numpy()[None] * np.exp(-prob.p.numpy()[None, None] * grid.numpy()[:, None, None])
-    np.testing.assert_allclose(ds["u"].values, exact, rtol=1e-7)
+    np.testing.assert_allclose(ds["u"].transpose("time", ...).values, exact, rtol=1e-7)
     assert ds.attrs["time_grid"] == "dense output"
     no_dense = sciode.solve(prob, "tsit5", saveat=3)
     with pytest.raises(sciode.ProblemError, match="no dense output"):
@@ -125,5 +126,5 @@ def test_solver_named_member_dims():
     sol = sciode.solve(make_problem(batch=(2, 3)), "rk4", dt=0.5)
     sol.member_dims = ("sample", "site")
     ds = sol.to_xarray(members={"site": ["x", "y", "z"]})
-    assert ds["u"].dims == ("time", "sample", "site", "state") and ds["retcode"].dims == ("sample", "site")
+    assert ds["u"].dims == ("sample", "site", "time", "state") and ds["retcode"].dims == ("sample", "site")
     assert list(ds["site"].values) == ["x", "y", "z"]

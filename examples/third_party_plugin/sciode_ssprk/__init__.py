@@ -1,11 +1,18 @@
-"""sciode-ssprk: Shu & Osher's SSPRK3 as a sciode solver plugin."""
+"""sciode-ssprk: Shu & Osher's SSPRK3 as a sciode solver plugin, written two ways.
+
+``ssprk3`` implements ``step`` by hand (any one-step method can); ``ssprk3_tableau``
+is the same method declared as data, a Butcher tableau on sciode's generic
+Runge-Kutta stepper (``sciode_explicit.ExplicitRungeKutta``, public API).
+"""
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import torch
 
 import sciode
+from sciode_explicit import ExplicitRungeKutta
 
 
 class SSPRK3(sciode.Solver):
@@ -34,6 +41,20 @@ class SSPRK3(sciode.Solver):
         return u0 + h * theta * k0 + theta.square() * (u1 - u0 - h * k0)
 
 
+class SSPRK3Tableau(ExplicitRungeKutta):
+    """SSPRK3 as a tableau: no interpolant given, so ``saveat`` uses the generic quadratic extension."""
+
+    name = "ssprk3_tableau"
+    tableau = sciode.ButcherTableau.from_rows(
+        A=[[], [1], [Fraction(1, 4), Fraction(1, 4)]],
+        b=[Fraction(1, 6), Fraction(1, 6), Fraction(2, 3)],
+        c=[0, 1, Fraction(1, 2)],
+        order=3,
+    )
+    summary = "Shu-Osher SSP Runge-Kutta, order 3, fixed step, declared as a Butcher tableau."
+    reference = SSPRK3.reference
+
+
 @sciode.hookimpl
 def sciode_add_solvers() -> list[type]:
-    return [SSPRK3]
+    return [SSPRK3, SSPRK3Tableau]

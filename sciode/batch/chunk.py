@@ -8,34 +8,37 @@ reductions in the same order everywhere (bit-for-bit equal results).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import xarray as xr
 
-from .batch_inputs import BatchOptions, ProblemScript, RunError, tensors
-from .errors import ProblemError
-from .io.xarray import retcode_attrs
-from .problems import ODEProblem
-from .solution import ReturnCode
-from .solve import solve
+from ..errors import ProblemError
+from ..io.xarray import retcode_attrs
+from ..problems import ODEProblem
+from ..solution import ReturnCode
+from ..solve import solve
+from .errors import RunError
+from .inputs import tensors
+from .options import BatchOptions
+from .script import ProblemScript
 
-__all__ = ["Template", "solve_chunk", "solve_members", "single_thread"]
+if TYPE_CHECKING:
+    from .template import Template
+
+__all__ = ["MEMBER_STATS", "build_problem", "failed_members", "solve_chunk", "solve_problem", "single_thread"]
 
 MEMBER_STATS = ("naccepted", "nrejected")
+#: what a member gets whose solve kills the worker process (on a dask cluster), every time it is tried
+WORKER_DIED = ("the worker process died while solving this member (a crash, os._exit or the memory limit "
+               "in the script or a library it calls); it was retried alone")
 
 
-@dataclasses.dataclass(frozen=True)
-class Template:
-    """What every chunk's output must look like (taken from the first member, solved alone before the run)."""
-
-    time: np.ndarray
-    states: tuple[str, ...]
-    dtype: str
-    member_stats: bool
+def _exit_error(exc: SystemExit, where: str) -> RunError:
+    return RunError(f"{where} called sys.exit({exc.code!r}); a problem script must return a Problem or raise an "
+                    "exception, not exit the process")
 
 
 @contextlib.contextmanager
@@ -51,7 +54,10 @@ def single_thread() -> Iterator[None]:
 def build_problem(fn: Any, per_member: Mapping[str, np.ndarray], shared: Mapping[str, np.ndarray],
                   members: int) -> ODEProblem:
     """Call the script's ``problem(inputs)`` and check what it returned."""
-    prob = fn(tensors(per_member, shared))
+    try:
+        prob = fn(tensors(per_member, shared))
+    except SystemExit as exc:
+        raise _exit_error(exc, "problem(inputs)") from None
     if not isinstance(prob, ODEProblem):
         raise ProblemError(f"problem(inputs) must return a sciode.ODEProblem; it returned {type(prob).__name__}")
     if prob.u0.ndim != 2 or prob.u0.shape[0] != members:
@@ -60,12 +66,18 @@ def build_problem(fn: Any, per_member: Mapping[str, np.ndarray], shared: Mapping
     return prob
 
 
-def solve_members(fn: Any, per_member: Mapping[str, np.ndarray], shared: Mapping[str, np.ndarray],
-                  options: BatchOptions) -> Any:
-    """Solve the members of ``per_member`` together; returns the Solution (raises whatever the script raises)."""
+def solve_problem(prob: ODEProblem, options: BatchOptions) -> Any:
+    """The Solution of one chunk's Problem (raises whatever the script's vector field raises)."""
+    try:
+        return solve(prob, options.solver, **options.solve_kwargs())
+    except SystemExit as exc:
+        raise _exit_error(exc, "the vector field f") from None
+
+
+def _solve_members(fn: Any, per_member: Mapping[str, np.ndarray], shared: Mapping[str, np.ndarray],
+                   options: BatchOptions) -> Any:
     members = len(next(iter(per_member.values())))
-    prob = build_problem(fn, per_member, shared, members)
-    return solve(prob, options.solver, **options.solve_kwargs())
+    return solve_problem(build_problem(fn, per_member, shared, members), options)
 
 
 def _dataset(u: np.ndarray, codes: np.ndarray, messages: list[str], stats: Mapping[str, int],
@@ -114,7 +126,7 @@ def _member_message(code: ReturnCode, time: np.ndarray, finite: np.ndarray) -> s
     return f"{code.name}: {REASONS.get(code, 'the solve stopped early')}{last}"
 
 
-def _failed(members: int, message: str, template: Template) -> xr.Dataset:
+def failed_members(members: int, message: str, template: Template) -> xr.Dataset:
     shape = (members, template.time.shape[0], len(template.states))
     u = np.full(shape, np.nan, dtype=template.dtype)
     codes = np.full(members, ReturnCode.FAILURE, dtype=np.int8)
@@ -122,12 +134,16 @@ def _failed(members: int, message: str, template: Template) -> xr.Dataset:
     return _dataset(u, codes, [message] * members, {}, zeros, template)
 
 
-def _sum_stats(parts: list[xr.Dataset]) -> dict[str, int]:
+def join_members(parts: list[xr.Dataset]) -> xr.Dataset:
+    """Datasets of consecutive members joined into one: variable attributes kept, ``stats_*`` totals summed."""
+    out = xr.concat(parts, dim="member", data_vars="all", coords="minimal", compat="override",
+                    combine_attrs="override")
     total: dict[str, int] = {}
     for part in parts:
         for key, value in part.attrs.items():
             total[key] = total.get(key, 0) + int(value)
-    return total
+    out.attrs = total
+    return out
 
 
 def solve_chunk(script: ProblemScript, per_member: Mapping[str, np.ndarray], shared: Mapping[str, np.ndarray],
@@ -143,7 +159,7 @@ def solve_chunk(script: ProblemScript, per_member: Mapping[str, np.ndarray], sha
     with single_thread():
         fn = script.load()
         try:
-            return _from_solution(solve_members(fn, per_member, shared, options), template)
+            return _from_solution(_solve_members(fn, per_member, shared, options), template)
         except RunError:
             raise
         except Exception:  # noqa: BLE001 - a user's script may raise anything; isolate the members at fault
@@ -152,12 +168,9 @@ def solve_chunk(script: ProblemScript, per_member: Mapping[str, np.ndarray], sha
         for i in range(members):
             one = {k: v[i:i + 1] for k, v in per_member.items()}
             try:
-                parts.append(_from_solution(solve_members(fn, one, shared, options), template))
+                parts.append(_from_solution(_solve_members(fn, one, shared, options), template))
             except RunError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                parts.append(_failed(1, f"script error: {type(exc).__name__}: {exc}", template))
-        out = xr.concat(parts, dim="member", data_vars="all", coords="minimal", compat="override",
-                        combine_attrs="drop")
-        out.attrs.update(_sum_stats(parts))
-        return out
+                parts.append(failed_members(1, f"script error: {type(exc).__name__}: {exc}", template))
+        return join_members(parts)
