@@ -93,6 +93,30 @@ def _cf_state_attrs(problem: Any) -> dict[str, Any]:
     return attrs
 
 
+def _tolerance_attr(value: Any) -> Any:
+    """A tolerance as a netCDF attribute: a float, or one float per state component."""
+    if isinstance(value, torch.Tensor):
+        return float(value) if value.numel() == 1 else value.detach().cpu().numpy().astype(np.float64)
+    return float(value)
+
+
+def _event_variables(sol: Any, mdims: tuple[str, ...]) -> dict[str, Any]:
+    """Per event NAME: ``event_NAME_t`` and ``event_NAME_u`` over (*members, NAME_occurrence[, state]),
+    NaN past each member's ``event_NAME_count``."""
+    out: dict[str, Any] = {}
+    for name, rec in (getattr(sol, "events", None) or {}).items():
+        occ = f"{name}_occurrence"
+        t = rec.t.detach().cpu().numpy()
+        u = rec.u.detach().cpu().numpy()
+        out[f"event_{name}_t"] = ((*mdims, occ), np.moveaxis(t, 0, -1),
+                                  {"long_name": f"time of each occurrence of event {name!r}"})
+        out[f"event_{name}_u"] = ((*mdims, occ, "state"), np.moveaxis(u, 0, -2),
+                                  {"long_name": f"state at each occurrence of event {name!r}"})
+        out[f"event_{name}_count"] = (mdims, rec.count.detach().cpu().numpy().astype(np.int64),
+                                      {"long_name": f"number of occurrences of event {name!r}"})
+    return out
+
+
 def solution_to_dataset(sol: Any, *, times: Any = None, members: Any = None,
                         attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
     """A labelled copy of ``sol`` as an ``xarray.Dataset``.
@@ -130,6 +154,7 @@ def solution_to_dataset(sol: Any, *, times: Any = None, members: Any = None,
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
         if array.shape == shape:
             data[key] = (mdims, array.astype(np.int64), {"long_name": f"{key} (this member)"})
+    data.update(_event_variables(sol, mdims))
     ds = xr.Dataset(data, coords=coords)
 
     ds["u"].attrs["long_name"] = "state"
@@ -155,8 +180,8 @@ def solution_to_dataset(sol: Any, *, times: Any = None, members: Any = None,
         created=now,
         solver=_name(sol.solver, "unknown"),
         sensealg=_name(sol.sensealg, "none"),
-        rtol=float(options.get("rtol", math.nan)),
-        atol=float(options.get("atol", math.nan)),
+        rtol=_tolerance_attr(options.get("rtol", math.nan)),
+        atol=_tolerance_attr(options.get("atol", math.nan)),
         retcode=sol.retcode.name,
         message=sol.message,
     )

@@ -81,8 +81,8 @@ def test_string_array_attributes_and_retcode_flags_reach_the_output(setup, tmp_p
     sciode.run_batch(script, members, output, solver="rk4", dt=0.01, saveat=10, chunk=5, progress=False)
     ds = sciode.io.load(output)
     assert ds["k"].attrs["flags"] == ["fast", "slow"] and ds["k"].attrs["units"] == "s-1"
-    assert ds["retcode"].attrs["flag_meanings"] == "success max_steps dt_too_small unstable failure"
-    np.testing.assert_array_equal(ds["retcode"].attrs["flag_values"], [1, 2, 3, 4, 5])
+    assert ds["retcode"].attrs["flag_meanings"] == "success max_steps dt_too_small unstable failure terminated"
+    np.testing.assert_array_equal(ds["retcode"].attrs["flag_values"], [1, 2, 3, 4, 5, 6])
     assert ds["u"].attrs["long_name"] == "state"
 
 
