@@ -53,6 +53,9 @@ def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEPr
     if not isinstance(problem, instance.problem_types):
         kinds = ", ".join(t.__name__ for t in instance.problem_types)
         raise ProblemError(f"solver {instance.name!r} solves {kinds}, not {type(problem).__name__}")
+    if getattr(problem, "mass_matrix", None) is not None and not instance.supports_mass_matrix:
+        raise ProblemError(f"solver {instance.name!r} cannot solve M du/dt = f with a mass_matrix; use a solver that "
+                           "supports mass matrices (rodas4, rodas4p, rodas5p, bdf)")
     return instance
 
 
