@@ -1,7 +1,7 @@
 """``linsolve="gmres"``: matrix-free Newton-Krylov, restarted GMRES batched over members.
 
 W v = M v - scale * (df/du) v is applied through Jacobian-vector products of f at the
-linearization point (the Problem's ``jvp`` or forward-mode autodiff), so no matrix is ever
+linearization point (the Problem's ``jvp``, else a difference quotient), so no matrix is ever
 formed: memory is O(n) per member times the restart length. Every member runs its own
 GMRES (its own inner products, Givens rotations and residual), all of them in the same batched
 tensor ops. The system is solved in tolerance-scaled variables (x / (atol + rtol |u|)), so the
@@ -36,16 +36,28 @@ class Linearization:
     rhs: RHS
     t: torch.Tensor
     u: torch.Tensor  # may carry a graph (backprop through a Rosenbrock step)
+    _f0: torch.Tensor | None = dataclasses.field(default=None, repr=False)
 
     def _f(self, x: torch.Tensor) -> torch.Tensor:
         return self.rhs.f(x, self.rhs.p, self.t)
 
     def jvp(self, v: torch.Tensor, point: torch.Tensor | None = None) -> torch.Tensor:
-        u = self.u.detach() if point is None else point
+        """(df/du) v. Without a graph (``point`` None) and without a user ``jvp``: a one-sided
+        difference quotient with a per-member step sqrt(eps) (1 + |u|) / |v|, one f call (forward
+        AD costs several); on ``point`` (with its graph, for backprop): exact forward mode."""
         user = self.rhs.problem.jvp
+        if point is not None:
+            return user(point, self.rhs.p, self.t, v) if user is not None else jvp(self._f, (point,), (v,))[1]
+        u = self.u.detach()
         if user is not None:
             return user(u, self.rhs.p, self.t, v)
-        return jvp(self._f, (u,), (v,))[1]
+        if self._f0 is None:
+            self._f0 = self._f(u)
+        eps = torch.finfo(u.dtype).eps ** 0.5
+        sigma = eps * (1 + torch.linalg.vector_norm(u, dim=-1, keepdim=True))
+        vn = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        sigma = sigma / torch.where(vn > 0, vn, torch.ones_like(vn))
+        return (self._f(u + sigma * v) - self._f0) / sigma
 
     def vjp(self, v: torch.Tensor) -> torch.Tensor:
         return vjp(self._f, self.u.detach())[1](v)[0]
@@ -59,65 +71,56 @@ class KrylovOptions:
     preconditioner: Callable[..., Callable[[torch.Tensor], torch.Tensor]] | None = None
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(-1, keepdim=True)
+def _norm(a: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(a, dim=-1, keepdim=True)
 
 
 def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: torch.Tensor, restart: int,
           maxiter: int, counter: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve apply(x) = b for every member (rows of (*batch, n)) to ||residual||_2 <= tol (*batch, 1).
 
-    Returns x and the per-member converged mask (*batch, 1). Starts from x = 0.
+    Arnoldi with classical Gram-Schmidt applied twice (two batched matrix products per pass), and
+    the small least-squares problem solved afresh each iteration (one batched ``lstsq``), so an
+    iteration costs a fixed handful of ops whatever its index. Returns x (from x0 = 0) and the
+    per-member converged mask (*batch, 1).
     """
     x = torch.zeros_like(b)
     tiny = torch.finfo(b.dtype).tiny
-    done = 0
-    r = b
-    beta = _dot(r, r).sqrt()
+    r, done = b, 0
+    beta = _norm(r)
     converged = beta <= tol
     while done < maxiter and not bool(converged.all()):
         m = min(restart, maxiter - done)
-        V = [r / beta.clamp_min(tiny)]
+        V = b.new_zeros(b.shape[:-1] + (m + 1, b.shape[-1]))
         H = b.new_zeros(b.shape[:-1] + (m + 1, m))
-        cs, sn = [], []
-        g = [beta]
+        V[..., 0, :] = r / beta.clamp_min(tiny)
+        rhs_ls = b.new_zeros(b.shape[:-1] + (m + 1, 1))
+        rhs_ls[..., 0, :] = beta
+        y = None
         k = 0
         for k in range(m):
-            w = apply(V[k])
+            w = apply(V[..., k, :])
             counter.nkrylov += 1
-            for j in range(k + 1):  # modified Gram-Schmidt
-                h = _dot(w, V[j])
-                H[..., j, k] = h[..., 0]
-                w = w - h * V[j]
-            h_next = _dot(w, w).sqrt()
-            H[..., k + 1, k] = h_next[..., 0]
-            V.append(w / h_next.clamp_min(tiny))
-            col = H[..., : k + 2, k].clone()
-            for j in range(k):  # earlier rotations on the new column
-                a, c = col[..., j].clone(), col[..., j + 1].clone()
-                col[..., j] = cs[j] * a + sn[j] * c
-                col[..., j + 1] = -sn[j] * a + cs[j] * c
-            a, c = col[..., k], col[..., k + 1]
-            radius = torch.sqrt(a * a + c * c).clamp_min(tiny)
-            cs.append(a / radius)
-            sn.append(c / radius)
-            col[..., k] = radius
-            col[..., k + 1] = 0.0
-            H[..., : k + 2, k] = col
-            g.append(-sn[k][..., None] * g[k])
-            g[k] = cs[k][..., None] * g[k]
-            if bool((g[k + 1].abs() <= tol).all()):
+            basis = V[..., : k + 1, :]
+            h = basis @ w.unsqueeze(-1)
+            w = w - (basis.transpose(-1, -2) @ h).squeeze(-1)
+            h2 = basis @ w.unsqueeze(-1)  # second pass: orthogonality to round-off
+            w = w - (basis.transpose(-1, -2) @ h2).squeeze(-1)
+            h_next = _norm(w)
+            H[..., : k + 1, k] = (h + h2).squeeze(-1)
+            H[..., k + 1, k] = h_next.squeeze(-1)
+            V[..., k + 1, :] = w / h_next.clamp_min(tiny)
+            Hk, gk = H[..., : k + 2, : k + 1], rhs_ls[..., : k + 2, :]
+            y = torch.linalg.lstsq(Hk, gk).solution
+            residual = _norm((gk - Hk @ y).squeeze(-1))
+            if bool(((residual <= tol) | converged).all()):
                 break
-        steps = k + 1
-        done += steps
-        R = H[..., :steps, :steps]
-        rhs_g = torch.cat(g[:steps], -1).unsqueeze(-1)
-        y = torch.linalg.solve_triangular(R, rhs_g, upper=True).squeeze(-1)
-        update = sum(y[..., j : j + 1] * V[j] for j in range(steps))
+        done += k + 1
+        update = (V[..., : k + 1, :].transpose(-1, -2) @ y).squeeze(-1)
         x = torch.where(converged, x, x + update)
         r = b - apply(x)
         counter.nkrylov += 1
-        beta = _dot(r, r).sqrt()
+        beta = _norm(r)
         converged = converged | (beta <= tol * (1 + 1e-6))
     return x, converged
 
@@ -153,7 +156,7 @@ class KrylovFactorization(StructuredFactorization):
         d = self.weight
         opts = self.options
         if transpose:  # gradients: W^T y = g, relative residual in plain variables
-            tol = _dot(b, b).sqrt() * min(opts.tol, 1e-10)
+            tol = _norm(b) * min(opts.tol, 1e-10)
             x, ok = gmres(self._w_transpose, b, tol, opts.restart, opts.maxiter, self.counter)
         else:
             pre = self.precondition or (lambda r: r)

@@ -10,8 +10,7 @@
   (with ``linsolve="sparse"`` its first result's entries make the pattern).
 
 Structured Jacobians come from the Problem's ``jac`` (dense or sparse tensors, gathered onto the
-pattern) or, by default, from colored forward-mode products: one Jacobian-vector product per
-color (``coloring.py``). With a mass matrix M the factored matrix is M - scale*J; its entries join
+pattern) or, by default, from colored derivative products: one per color (``coloring.py``). With a mass matrix M the factored matrix is M - scale*J; its entries join
 the pattern. One ``LinearSystem`` is built per solve and kept on the RHS.
 """
 from __future__ import annotations
@@ -88,8 +87,8 @@ class LinearSystem:
         if problem.jac_prototype is not None:
             self._pattern = make_pattern(self.n, problem.jac_prototype, problem.mass_matrix)
         self.mass = MassMatrix(problem.mass_matrix, self.n)
-        #: Jacobian-vector products spent on colored Jacobians (one per color per Jacobian)
-        self.njvp = 0
+        #: derivative products spent on colored Jacobians (one per color per Jacobian)
+        self.nproducts = 0
 
     @staticmethod
     def _default_kind(problem: Any) -> str:
@@ -120,8 +119,8 @@ class LinearSystem:
             with torch.set_grad_enabled(create_graph):
                 values = self._user_values(rhs, t, u)
         else:
-            values = colored_jacobian(rhs, t, u, self._pattern, create_graph)
-            self.njvp += self._pattern.coloring[0]
+            values, products = colored_jacobian(rhs, t, u, self._pattern, create_graph)
+            self.nproducts += products
         ft = time_derivative(rhs, t, u) if with_time else None
         if self.dense:
             return (values if self._pattern is None else self._pattern.to_dense(values)), ft

@@ -5,8 +5,9 @@ including the diagonal (W needs it) and the mass matrix's entries. Values live i
 shape (*batch, nnz), one per member, on that shared pattern.
 
 Coloring (Curtis, Powell & Reid 1974): columns that share no row get one color, so one
-Jacobian-vector product with the sum of their unit vectors recovers all of them. Greedy
-coloring in natural order gives the optimal l + u + 1 colors on a band and 3 on a tridiagonal.
+Jacobian-vector product with the sum of their unit vectors recovers all of them; rows that
+share no column likewise, for vector-Jacobian products. Greedy coloring in natural order gives
+the optimal l + u + 1 colors on a band and 3 on a tridiagonal.
 """
 from __future__ import annotations
 
@@ -46,19 +47,16 @@ class Pattern:
         return torch.nonzero(self.rows == self.cols).squeeze(-1)
 
     @functools.cached_property
-    def coloring(self) -> tuple[int, torch.Tensor]:
-        """(number of colors, color of each column), by greedy distance-2 coloring."""
+    def column_coloring(self) -> tuple[int, torch.Tensor]:
+        """(number of colors, color of each column): no two columns of one color share a row."""
         a = self.scipy_matrix(np.ones(self.nnz, dtype=np.int8), sp.csc_matrix)
-        conflicts = (a.T @ a).tocsr()  # columns sharing a row
-        color = np.full(self.n, -1, dtype=np.int64)
-        indptr, indices = conflicts.indptr, conflicts.indices
-        for j in range(self.n):
-            taken = set(color[indices[indptr[j]:indptr[j + 1]]].tolist())
-            c = 0
-            while c in taken:
-                c += 1
-            color[j] = c
-        return int(color.max()) + 1, torch.as_tensor(color)
+        return _greedy((a.T @ a).tocsr(), self.n)
+
+    @functools.cached_property
+    def row_coloring(self) -> tuple[int, torch.Tensor]:
+        """(number of colors, color of each row): no two rows of one color share a column."""
+        a = self.scipy_matrix(np.ones(self.nnz, dtype=np.int8), sp.csr_matrix)
+        return _greedy((a @ a.T).tocsr(), self.n)
 
     def scipy_matrix(self, values: np.ndarray, kind: Any = sp.csr_matrix) -> Any:
         return kind((values, (self.rows.numpy(), self.cols.numpy())), shape=(self.n, self.n))
@@ -68,8 +66,8 @@ class Pattern:
 
     def to_dense(self, values: torch.Tensor) -> torch.Tensor:
         """(*batch, n, n) from (*batch, nnz)."""
-        out = values.new_zeros(values.shape[:-1] + (self.n * self.n,))
-        out = out.index_put((..., self.rows.to(values.device) * self.n + self.cols.to(values.device)), values)
+        index = (self.rows * self.n + self.cols).to(values.device)
+        out = values.new_zeros(values.shape[:-1] + (self.n * self.n,)).index_copy(-1, index, values)
         return out.reshape(values.shape[:-1] + (self.n, self.n))
 
     def gather(self, dense: torch.Tensor) -> torch.Tensor:
@@ -90,6 +88,19 @@ class Pattern:
         if not bool((key[pos] == query).all()):
             raise ProblemError(f"{what} has nonzero entries outside jac_prototype's pattern; add them to jac_prototype")
         return pos
+
+
+def _greedy(conflicts: sp.csr_matrix, n: int) -> tuple[int, torch.Tensor]:
+    """Smallest-available-color greedy coloring of a conflict graph, in natural order."""
+    color = np.full(n, -1, dtype=np.int64)
+    indptr, indices = conflicts.indptr, conflicts.indices
+    for j in range(n):
+        taken = set(color[indices[indptr[j]:indptr[j + 1]]].tolist())
+        c = 0
+        while c in taken:
+            c += 1
+        color[j] = c
+    return int(color.max()) + 1, torch.as_tensor(color)
 
 
 def _entries(prototype: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
