@@ -36,21 +36,25 @@ class Linearization:
     rhs: RHS
     t: torch.Tensor
     u: torch.Tensor  # may carry a graph (backprop through a Rosenbrock step)
+    exact: bool = False  # forward-mode products (consistent with the gradients) instead of difference quotients
     _f0: torch.Tensor | None = dataclasses.field(default=None, repr=False)
 
     def _f(self, x: torch.Tensor) -> torch.Tensor:
         return self.rhs.f(x, self.rhs.p, self.t)
 
     def jvp(self, v: torch.Tensor, point: torch.Tensor | None = None) -> torch.Tensor:
-        """(df/du) v. Without a graph (``point`` None) and without a user ``jvp``: a one-sided
-        difference quotient with a per-member step sqrt(eps) (1 + |u|) / |v|, one f call (forward
-        AD costs several); on ``point`` (with its graph, for backprop): exact forward mode."""
+        """(df/du) v: the user's ``jvp``, else exact forward mode when gradients flow through the
+        solve (``exact``, or on ``point``, which carries the graph), else a one-sided difference
+        quotient with a per-member step sqrt(eps) (1 + |u|) / |v|: one f call, where forward AD
+        costs several."""
         user = self.rhs.problem.jvp
         if point is not None:
             return user(point, self.rhs.p, self.t, v) if user is not None else jvp(self._f, (point,), (v,))[1]
         u = self.u.detach()
         if user is not None:
             return user(u, self.rhs.p, self.t, v)
+        if self.exact:
+            return jvp(self._f, (u,), (v,))[1]
         if self._f0 is None:
             self._f0 = self._f(u)
         eps = torch.finfo(u.dtype).eps ** 0.5
@@ -88,6 +92,7 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
     tiny = torch.finfo(b.dtype).tiny
     r, done = b, 0
     beta = _norm(r)
+    floor = beta * torch.finfo(b.dtype).eps ** 0.5  # a stalled member this close counts as converged
     converged = beta <= tol
     while done < maxiter and not bool(converged.all()):
         m = min(restart, maxiter - done)
@@ -120,8 +125,12 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
         x = torch.where(converged, x, x + update)
         r = b - apply(x)
         counter.nkrylov += 1
-        beta = _norm(r)
+        beta, previous = _norm(r), beta
         converged = converged | (beta <= tol * (1 + 1e-6))
+        stalled = beta > 0.5 * previous  # a restart cycle that gained nothing more: round-off level
+        if bool((converged | stalled).all()):
+            converged = converged | (stalled & (beta <= floor))
+            break
     return x, converged
 
 
@@ -132,7 +141,7 @@ class KrylovFactorization(StructuredFactorization):
         self.point, self.mass, self.options = point, mass, options
         u = point.u
         self.batch, n = u.shape[:-1], u.shape[-1]
-        self.graph = u.requires_grad
+        self.graph = point.exact  # backprop through the step: W depends on u and p through f
         rhs = point.rhs
         self.scale = member_scale(scale, self.batch, u.dtype, u.device)
         self.weight = u.detach().abs().mul_(rhs.rtol).add_(rhs.atol)

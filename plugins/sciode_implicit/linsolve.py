@@ -111,7 +111,7 @@ class LinearSystem:
         """df/du at (t, u) (a dense tensor, a ``Structured`` or a ``Linearization``) and df/dt if asked."""
         if self.kind == "gmres":
             rhs.njac += 1
-            return Linearization(rhs, t, u), (time_derivative(rhs, t, u) if with_time else None)
+            return Linearization(rhs, t, u, exact=create_graph), (time_derivative(rhs, t, u) if with_time else None)
         if self.problem.jac is None and self._pattern is None:
             return dense_jacobian(rhs, t, u, with_time, create_graph)
         rhs.njac += 1

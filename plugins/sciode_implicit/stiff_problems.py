@@ -47,6 +47,21 @@ def robertson(tspan: tuple[float, float] = (0.0, 1e5), k: torch.Tensor | None = 
                              name="robertson")
 
 
+def robertson_dae(tspan: tuple[float, float] = (0.0, 1e5), *, dtype: torch.dtype = torch.float64) -> sciode.ODEProblem:
+    """Robertson in its index-1 DAE form: y1, y2 as in ``robertson``, 0 = y1 + y2 + y3 - 1 (mass diag(1, 1, 0))."""
+    k = torch.tensor([0.04, 3e7, 1e4], dtype=dtype)
+
+    def f(u, p, t):
+        y1, y2, y3 = u.unbind(-1)
+        k1, k2, k3 = p.unbind(-1)
+        a, b, c = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
+        return torch.stack([c - a, a - b - c, y1 + y2 + y3 - 1], -1)
+
+    return sciode.ODEProblem(f, torch.tensor([1.0, 0.0, 0.0], dtype=dtype), tspan, k,
+                             mass_matrix=torch.diag(torch.tensor([1.0, 1.0, 0.0], dtype=dtype)),
+                             state_names=["y1", "y2", "y3"], name="robertson DAE")
+
+
 def van_der_pol(mu: float = 1000.0, tspan: tuple[float, float] = (0.0, 3000.0), *, dtype: torch.dtype = torch.float64,
                 analytic_jac: bool = True) -> sciode.ODEProblem:
     """y1' = y2, y2' = mu (1 - y1^2) y2 - y1, from (2, 0)."""
