@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import coefficients
+from .bdf import BDF
 from .rosenbrock import Rosenbrock
 from .theta import ThetaSolver
 
@@ -43,4 +44,4 @@ class Rodas5P(Rosenbrock):
     reference = "Steinebach, BIT Numer. Math. 63 (2023) 27"
 
 
-IMPLICIT = [ImplicitEuler, Trapezoid, Rodas4, Rodas4P, Rodas5P]
+IMPLICIT = [ImplicitEuler, Trapezoid, Rodas4, Rodas4P, Rodas5P, BDF]
