@@ -17,11 +17,13 @@ from .sensitivity import Sensitivity
 from .solution import Solution
 from .solve import solve
 from .solver import RHS, Solver, StepResult
+from .structure import Banded
 from .tableau import ButcherTableau, hermite_interpolant
 
 __all__ = [
     "__version__",
     "io",
+    "Banded",
     "run_batch",
     "ButcherTableau",
     "Event",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import ProblemError
+from .structure import check_mass_matrix, check_prototype
 
 __all__ = ["ODEProblem", "SecondOrderODEProblem", "SDEProblem", "remake", "parameter_tensors"]
 
@@ -182,7 +183,13 @@ class ODEProblem:
     ``f(u, p, t)`` returns a tensor shaped like ``u``. When members step
     independently (``solve(..., stepping="per_member")``) ``t`` has shape
     ``(*batch, 1)`` so it broadcasts against ``u``; otherwise it is a 0-d tensor.
-    ``jac(u, p, t)``, if given, returns df/du with shape ``(*batch, n, n)``.
+    ``jac(u, p, t)``, if given, returns df/du with shape ``(*batch, n, n)`` (or, for large
+    problems, a torch sparse tensor). ``jac_prototype`` gives the Jacobian's sparsity (a boolean
+    (n, n) mask, a sparse tensor, or ``sciode.Banded(lower, upper)``): implicit solvers then build
+    it from a few colored Jacobian-vector products and pick a structured linear solver.
+    ``jvp(u, p, t, v)``, if given, returns df/du @ v (matrix-free use; default: forward-mode
+    autodiff of f). ``mass_matrix`` (a constant (n, n) tensor) makes it M du/dt = f(u, p, t); a
+    singular M (zero rows: algebraic equations) makes an index-1 DAE.
     CF metadata (``state_units``, ``state_long_names``, ``state_standard_names``,
     ``time_units``) is carried
     into ``Solution.to_xarray()``.
@@ -193,6 +200,9 @@ class ODEProblem:
     tspan: tuple[float, float]
     p: Any = None
     jac: Callable[..., torch.Tensor] | None = dataclasses.field(default=None, kw_only=True)
+    jac_prototype: Any = dataclasses.field(default=None, kw_only=True)
+    jvp: Callable[..., torch.Tensor] | None = dataclasses.field(default=None, kw_only=True)
+    mass_matrix: torch.Tensor | None = dataclasses.field(default=None, kw_only=True)
     state_names: Sequence[str] | None = dataclasses.field(default=None, kw_only=True)
     name: str | None = dataclasses.field(default=None, kw_only=True)
     state_units: Sequence[str] | str | None = dataclasses.field(default=None, kw_only=True)
@@ -205,12 +215,16 @@ class ODEProblem:
             raise ProblemError(f"f must be callable as f(u, p, t); got {type(self.f).__name__}")
         if self.jac is not None and not callable(self.jac):
             raise ProblemError(f"jac must be callable as jac(u, p, t) or None; got {type(self.jac).__name__}")
+        if self.jvp is not None and not callable(self.jvp):
+            raise ProblemError(f"jvp must be callable as jvp(u, p, t, v) or None; got {type(self.jvp).__name__}")
         self.u0 = _as_state(self.u0, "u0")
         self.tspan = _as_tspan(self.tspan)
         _check_span_fits(self.tspan, self.u0)
         self.p = _numpy_to_tensors(self.p)
         _check_parameters(self.p)
         n = self.u0.shape[-1]
+        self.jac_prototype = check_prototype(self.jac_prototype, n)
+        self.mass_matrix = check_mass_matrix(self.mass_matrix, self.u0)
         self.state_names = _check_names(self.state_names, n, "state_names")
         self.state_units = _check_per_state(self.state_units, n, "state_units")
         self.state_long_names = _check_per_state(self.state_long_names, n, "state_long_names")

@@ -51,6 +51,9 @@ def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEPr
     if isinstance(problem, SDEProblem) and not any(issubclass(t, SDEProblem) for t in instance.problem_types):
         raise ProblemError(f"solver {instance.name!r} is an ODE solver: it would drop the noise g of this SDEProblem; "
                            "use an SDE solver (e.g. solver=\"euler_maruyama\"; sciode.solvers() lists them)")
+    if getattr(problem, "mass_matrix", None) is not None and not instance.supports_mass_matrix:
+        raise ProblemError(f"solver {instance.name!r} cannot solve M du/dt = f with a mass_matrix; use a solver that "
+                           "supports mass matrices (rodas4, rodas4p, rodas5p, bdf)")
     return instance
 
 

@@ -44,7 +44,8 @@ class RHS:
 
     Counts evaluations and carries what solvers may need besides f: the problem,
     its parameters, the tolerances and the error norm (for Newton convergence
-    tests), and counters (``nfe``, ``njac``, ``nlinsolve``) that solvers increment.
+    tests), and counters (``nfe``, ``njac``, ``nlinsolve``, ``nkrylov``: Krylov iterations of
+    matrix-free linear solves) that solvers increment.
     """
 
     problem: ODEProblem
@@ -54,6 +55,7 @@ class RHS:
     nfe: int = 0
     njac: int = 0
     nlinsolve: int = 0
+    nkrylov: int = 0
     #: when the batch shares one step, the times t + c*dt for the solver's ``stage_fractions``
     #: at the current step, built by the loop in one op (saves tensor ops per step); else None
     stage_times: tuple[torch.Tensor, ...] | None = None
@@ -68,7 +70,7 @@ class RHS:
 
     @property
     def stats(self) -> dict[str, int]:
-        return dict(nfe=self.nfe, njac=self.njac, nlinsolve=self.nlinsolve)
+        return dict(nfe=self.nfe, njac=self.njac, nlinsolve=self.nlinsolve, nkrylov=self.nkrylov)
 
     def error_norm(self, error: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor) -> torch.Tensor:
         """Scaled norm of an error estimate, one value per member (shape of the clock)."""
@@ -110,6 +112,8 @@ class Solver:
     #: True for solvers that bring their own integration loop (e.g. a bridge to scipy or
     #: torchsde): ``solve`` then calls ``run(problem, options, sensealg)`` instead of the core loop
     owns_loop: ClassVar[bool] = False
+    #: True for solvers that handle ``ODEProblem(mass_matrix=...)`` (M du/dt = f, DAEs)
+    supports_mass_matrix: ClassVar[bool] = False
     #: a solver may set this (per instance) to say why its last step failed, e.g. which
     #: member's Newton iteration diverged; the loop appends it to a failed solve's message
     failure_note: str = ""

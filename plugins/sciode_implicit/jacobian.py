@@ -8,6 +8,8 @@ Jacobian at once. Members are assumed independent (the Jacobian of a batch is bl
 diagonal, one (n, n) block per member): that is what makes n products enough for any
 batch size. If the backward pass cannot be vmapped, the n products run one by one.
 
+A field that does not depend on u (zero, constant or time-only) gets a zero Jacobian.
+
 Reverse mode is used rather than forward mode because torch's forward AD routes some
 common ops (a Python scalar times a tensor) through slow Python decompositions. df/dt
 comes from the same backward pass, with t given member dims ((*batch, 1), as under
@@ -112,7 +114,9 @@ def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool, creat
                 expand, time_in_pass, tt = False, False, t
                 y = rhs.f(x, rhs.p, tt)
             basis = torch.eye(n, dtype=u.dtype, device=u.device).reshape((n,) + (1,) * (u.ndim - 1) + (n,)).expand((n,) + u.shape)
-            if create_graph:
+            if not y.requires_grad:  # f depends on neither u nor t (a zero or constant field): J = 0
+                grads = (None, None)
+            elif create_graph:
                 grads = _functional_vjps(rhs, x, tt, time_in_pass, basis)
             else:
                 grads = _vjps(y, (x, tt) if time_in_pass else (x,), basis, rhs, create_graph)

@@ -1,10 +1,11 @@
-"""The batched Newton matrix: build, factor once, solve many times.
+"""The dense batched Newton matrix: build, factor once, solve many times (``linsolve="dense"``).
 
-W = I - scale * J (scale = gamma h, per member) is LU-factored with
+W = M - scale * J (scale = gamma h, per member; M the mass matrix, default I) is LU-factored with
 ``torch.linalg.lu_factor_ex`` for all members at once; a member whose matrix is singular
 (a zero or round-off-sized pivot) or non-finite (a NaN pivot) is flagged instead of raising, so the
 solver can fail that member alone. Flagged members solve with the identity so that
-their (discarded) results stay finite.
+their (discarded) results stay finite. Autograd differentiates the factorization and the solves
+natively (backprop through a Rosenbrock step reaches J's dependence on u and p).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _matrix_scale(scale: Any) -> Any:
 
 @dataclasses.dataclass
 class Factorization:
-    """LU of W = I - scale*J for every member, and which members' W is unusable."""
+    """LU of W = M - scale*J for every member, and which members' W is unusable."""
 
     LU: torch.Tensor
     pivots: torch.Tensor
@@ -36,12 +37,24 @@ class Factorization:
             counter.nlinsolve += 1
         return torch.linalg.lu_solve(self.LU, self.pivots, b.unsqueeze(-1)).squeeze(-1)
 
+    def reason(self) -> str:
+        return "the Newton matrix M - scale*J is singular"
 
-def factor(J: torch.Tensor, scale: Any) -> Factorization:
-    """Factor I - scale*J for every member."""
+
+def factor(J: torch.Tensor, scale: Any, mass: torch.Tensor | None = None) -> Factorization:
+    """Factor M - scale*J for every member (M = I when ``mass`` is None).
+
+    With a singular M, members frozen by per-member stepping (scale 0) factor I instead.
+    """
     n = J.shape[-1]
     eye = torch.eye(n, dtype=J.dtype, device=J.device)
-    W = eye - _matrix_scale(scale) * J
+    scale = _matrix_scale(scale)
+    if mass is None:
+        W = eye - scale * J
+    else:
+        W = mass - scale * J
+        if isinstance(scale, torch.Tensor) and scale.ndim > 0:
+            W = torch.where(scale == 0, eye, W)
     LU, pivots, _ = torch.linalg.lu_factor_ex(W)  # NaN entries just propagate into LU
     diag = LU.diagonal(dim1=-2, dim2=-1).abs()
     # a zero, NaN or round-off-sized pivot (relative to the largest) makes W unusable

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import coefficients
+from .bdf import BDF
 from .rosenbrock import Rosenbrock
 from .theta import ThetaSolver
 
@@ -35,4 +36,12 @@ class Rodas4P(Rosenbrock):
     reference = "Steinebach, Preprint 1741, TH Darmstadt (1995); Hairer & Wanner, Solving ODEs II, VI.4"
 
 
-IMPLICIT = [ImplicitEuler, Trapezoid, Rodas4, Rodas4P]
+class Rodas5P(Rosenbrock):
+    name = "rodas5p"
+    tableau = coefficients.RODAS5P
+    summary = ("Rosenbrock RODAS5P, order 5(4), stiffly accurate, 4th-order dense output; no order reduction on "
+               "Prothero-Robinson, index-1 DAEs; Julia's recommended Rosenbrock default.")
+    reference = "Steinebach, BIT Numer. Math. 63 (2023) 27"
+
+
+IMPLICIT = [ImplicitEuler, Trapezoid, Rodas4, Rodas4P, Rodas5P, BDF]

@@ -47,6 +47,21 @@ def robertson(tspan: tuple[float, float] = (0.0, 1e5), k: torch.Tensor | None = 
                              name="robertson")
 
 
+def robertson_dae(tspan: tuple[float, float] = (0.0, 1e5), *, dtype: torch.dtype = torch.float64) -> sciode.ODEProblem:
+    """Robertson in its index-1 DAE form: y1, y2 as in ``robertson``, 0 = y1 + y2 + y3 - 1 (mass diag(1, 1, 0))."""
+    k = torch.tensor([0.04, 3e7, 1e4], dtype=dtype)
+
+    def f(u, p, t):
+        y1, y2, y3 = u.unbind(-1)
+        k1, k2, k3 = p.unbind(-1)
+        a, b, c = k1 * y1, k2 * y2 * y2, k3 * y2 * y3
+        return torch.stack([c - a, a - b - c, y1 + y2 + y3 - 1], -1)
+
+    return sciode.ODEProblem(f, torch.tensor([1.0, 0.0, 0.0], dtype=dtype), tspan, k,
+                             mass_matrix=torch.diag(torch.tensor([1.0, 1.0, 0.0], dtype=dtype)),
+                             state_names=["y1", "y2", "y3"], name="robertson DAE")
+
+
 def van_der_pol(mu: float = 1000.0, tspan: tuple[float, float] = (0.0, 3000.0), *, dtype: torch.dtype = torch.float64,
                 analytic_jac: bool = True) -> sciode.ODEProblem:
     """y1' = y2, y2' = mu (1 - y1^2) y2 - y1, from (2, 0)."""
@@ -104,3 +119,34 @@ def prothero_robinson(lam: float = 1e6, tspan: tuple[float, float] = (0.0, 2.0),
 
 def exact_prothero_robinson(t: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return torch.tensor([math.sin(t)], dtype=dtype)
+
+
+def brusselator_1d(n: int = 500, alpha: float | torch.Tensor = 0.02, tspan: tuple[float, float] = (0.0, 10.0), *,
+                   dtype: torch.dtype = torch.float64, structure: bool = True) -> sciode.ODEProblem:
+    """The 1-D Brusselator (Hairer & Wanner II, IV.1), 2n states interleaved (u_1, v_1, u_2, v_2, ...):
+    u_i' = 1 + u_i^2 v_i - 4 u_i + alpha (n+1)^2 (u_{i-1} - 2 u_i + u_{i+1}), v_i' = 3 u_i - u_i^2 v_i + alpha
+    (n+1)^2 (v_{i-1} - 2 v_i + v_{i+1}), boundary values u = 1, v = 3; u(x, 0) = 1 + sin(2 pi x), v = 3.
+
+    ``alpha``: a number, or a (members,) tensor for a batch with different diffusion constants.
+    ``structure``: give ``jac_prototype=sciode.Banded(2, 2)`` (the interleaved ordering is pentadiagonal).
+    """
+    x = torch.arange(1, n + 1, dtype=dtype) / (n + 1)
+    alpha = torch.as_tensor(alpha, dtype=dtype)
+    u0 = torch.stack([1 + torch.sin(2 * math.pi * x), torch.full_like(x, 3.0)], -1).reshape(2 * n)
+    if alpha.ndim == 1:
+        u0 = u0.expand(alpha.shape[0], 2 * n).clone()
+    p = alpha.reshape(alpha.shape + (1, 1)) * (n + 1) ** 2 if alpha.ndim == 1 else alpha * (n + 1) ** 2
+    boundary = torch.tensor([1.0, 3.0], dtype=dtype)
+
+    def f(y, c, t):
+        y = y.reshape(y.shape[:-1] + (n, 2))
+        edge = boundary.expand(y.shape[:-2] + (1, 2))
+        padded = torch.cat([edge, y, edge], -2)
+        lap = padded[..., :-2, :] - 2 * y + padded[..., 2:, :]
+        uu, vv = y[..., 0], y[..., 1]
+        r = uu * uu * vv
+        react = torch.stack([1 + r - 4 * uu, 3 * uu - r], -1)
+        return (react + c * lap).reshape(y.shape[:-2] + (2 * n,))
+
+    return sciode.ODEProblem(f, u0, tspan, p, jac_prototype=sciode.Banded(2, 2) if structure else None,
+                             name=f"Brusselator 1-D, N={n}")

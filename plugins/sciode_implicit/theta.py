@@ -26,16 +26,16 @@ import torch
 from sciode import RHS, ProblemError, Solver, StepResult
 
 from .coefficients import ThetaMethod
-from .jacobian import jacobian
-from .linalg import Factorization, factor
+from .krylov import KrylovOptions
+from .linsolve import LinearSystem, LinsolveOptions, linear_system
 from .newton import newton_solve, newton_tolerance
 from .support import failure_note, needs_grad, safe_step, stage_time
 
 
-def _bad_matrix_reason(J: torch.Tensor, bad: torch.Tensor) -> str:
-    if bool((~torch.isfinite(J)).any()):
+def _bad_matrix_reason(system: LinearSystem, J: Any, fact: Any) -> str:
+    if not system.isfinite(J):
         return "the Jacobian df/du has non-finite entries"
-    return "the Newton matrix I - theta*h*J is singular"
+    return fact.reason()
 
 
 class ThetaSolver(Solver):
@@ -52,7 +52,9 @@ class ThetaSolver(Solver):
         cls.error_order = cls.method.error_order
 
     def __init__(self, max_iters: int = 7, newton_tol: float | None = None, reuse_jacobian: bool = True,
-                 refresh_rate: float = 0.3) -> None:
+                 refresh_rate: float = 0.3, linsolve: str | None = None, preconditioner: Any = None,
+                 krylov_tol: float = KrylovOptions.tol, krylov_restart: int = KrylovOptions.restart,
+                 krylov_maxiter: int = KrylovOptions.maxiter) -> None:
         if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
             raise ProblemError(f"max_iters must be a positive int; got {max_iters!r}")
         if newton_tol is not None and not (isinstance(newton_tol, (int, float)) and 0 < newton_tol < 1):
@@ -61,13 +63,14 @@ class ThetaSolver(Solver):
             raise ProblemError(f"refresh_rate must be a number in (0, 1); got {refresh_rate!r}")
         self.max_iters, self.newton_tol = max_iters, newton_tol
         self.reuse_jacobian, self.refresh_rate = bool(reuse_jacobian), float(refresh_rate)
+        self.linear = LinsolveOptions.build(linsolve, preconditioner, krylov_tol, krylov_restart, krylov_maxiter)
         self.failure_note = ""
 
     def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> dict[str, Any]:
         self.failure_note = ""
         f0 = rhs(t0, u0) if f0 is None else f0
         with torch.no_grad():
-            J = jacobian(rhs, t0, u0.detach())[0]
+            J = linear_system(rhs, self.linear).jacobian(rhs, t0, u0.detach())[0]
         zero = torch.zeros_like(t0)
         return dict(f0=f0, f_prev=torch.zeros_like(f0), h_prev=zero, J=J, refresh=False, lu=None)
 
@@ -75,11 +78,11 @@ class ThetaSolver(Solver):
         return self.init(rhs, t, u, None)
 
     # -- the step ----------------------------------------------------------------------------
-    def _factor(self, state: dict, J: torch.Tensor, theta_h: Any, fresh: bool) -> Factorization:
+    def _factor(self, system: LinearSystem, state: dict, J: Any, theta_h: Any, fresh: bool) -> Any:
         cached = state.get("lu")
         if isinstance(theta_h, float) and not fresh and cached is not None and cached[1] == theta_h:
             return cached[0]  # fixed step, same Jacobian: reuse the LU across steps
-        return factor(J, theta_h)
+        return system.factor(J, theta_h)
 
     def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: dict) -> StepResult:
         m = self.method
@@ -89,6 +92,7 @@ class ThetaSolver(Solver):
         theta_h = theta * h
         f0 = state["f0"]
         tol = self.newton_tol or newton_tolerance(rhs.rtol, u.dtype)
+        system = linear_system(rhs, self.linear)
         with torch.no_grad():
             u_d, f0_d = u.detach(), f0.detach()
             base = u_d if theta == 1.0 else u_d + ((1 - theta) * h) * f0_d
@@ -96,25 +100,25 @@ class ThetaSolver(Solver):
             residual = lambda z: z - base - theta_h * rhs(t1, z)  # noqa: E731
             J, fresh = state["J"], False
             if state["refresh"] or not self.reuse_jacobian:
-                J, fresh = jacobian(rhs, t, u_d)[0], True
-            fact = self._factor(state, J, theta_h, fresh)
+                J, fresh = system.jacobian(rhs, t, u_d)[0], True
+            fact = self._factor(system, state, J, theta_h, fresh)
             predictor = u_d + h * f0_d  # follow the current slope (the solution is smooth once past transients)
             out = newton_solve(residual, predictor, fact, rhs, scale, tol, self.max_iters)
             if bool(out.failed.any()) or fact.any_bad:
                 if not fresh:  # stale Jacobian: refresh it
-                    J, fresh = jacobian(rhs, t, u_d)[0], True
-                    fact = factor(J, theta_h)
+                    J, fresh = system.jacobian(rhs, t, u_d)[0], True
+                    fact = system.factor(J, theta_h)
                 # retry from u0 itself, the safe start in a stiff transient
                 out = newton_solve(residual, u_d, fact, rhs, scale, tol, self.max_iters)
             bad = fact.bad[..., None]
             failed = out.failed | bad
             if bool(failed.any()):
-                reason = _bad_matrix_reason(J, fact.bad) if bool(bad.any()) else out.reason
+                reason = _bad_matrix_reason(system, J, fact) if bool(bad.any()) else out.reason
                 self._note(failure_note(reason, failed, t, u), dt)
         z = out.z
         base_g = base
         if needs_grad(rhs, u) or f0.requires_grad:
-            z, base_g = self._implicit_step(rhs, t1, u, f0, h, theta, z)
+            z, base_g = self._implicit_step(system, rhs, t1, u, f0, h, theta, z)
         f1 = (z - base_g) / (theta * safe_step(h))
         with torch.no_grad():
             err = self._error(f0.detach(), f1.detach(), state, h, fact)
@@ -124,11 +128,11 @@ class ThetaSolver(Solver):
                          lu=(fact, theta_h) if isinstance(theta_h, float) else None)
         return StepResult(z, err, new_state, (f0, f1) if m.hermite else None)
 
-    def _implicit_step(self, rhs: RHS, t1: torch.Tensor, u: torch.Tensor, f0: torch.Tensor, h: Any, theta: float,
-                       z_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _implicit_step(self, system: LinearSystem, rhs: RHS, t1: torch.Tensor, u: torch.Tensor, f0: torch.Tensor,
+                       h: Any, theta: float, z_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Newton step with autograd on, from the converged z* and with W at z*."""
         with torch.no_grad():
-            fact = factor(jacobian(rhs, t1, z_star)[0], theta * h)
+            fact = system.factor(system.jacobian(rhs, t1, z_star)[0], theta * h)
         base = u if theta == 1.0 else u + ((1 - theta) * h) * f0
         G = z_star - base - (theta * h) * rhs(t1, z_star)
         return z_star - fact.solve(G, rhs), base
@@ -139,7 +143,7 @@ class ThetaSolver(Solver):
         if not (isinstance(dt, float) and self.failure_note):
             self.failure_note = note
 
-    def _error(self, f0: torch.Tensor, f1: torch.Tensor, state: dict, h: Any, fact: Factorization) -> torch.Tensor:
+    def _error(self, f0: torch.Tensor, f1: torch.Tensor, state: dict, h: Any, fact: Any) -> torch.Tensor:
         """Local error estimate, filtered through W^-1 (see ThetaMethod)."""
         est = (0.5 * h) * (f1 - f0)
         if self.method.history_error:

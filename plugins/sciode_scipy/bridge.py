@@ -6,7 +6,10 @@ LSODA, BDF or Radau in float64 NumPy and assembles an ordinary ``sciode.Solution
 only: asking for gradients raises ``NotDifferentiableError`` naming the alternatives.
 
 scipy controls its own steps: ``max_steps``, ``norm``, ``controller`` and ``stepping`` do
-not apply (members are always solved independently); ``dt`` becomes scipy's first_step.
+not apply (members are always solved independently); ``dt`` becomes scipy's first_step and
+``max_step`` (the solver option, or ``solve(..., max_step=...)``) scipy's max_step. The Problem's
+``jac`` (dense or sparse) becomes scipy's ``jac``; its ``jac_prototype`` becomes ``jac_sparsity``
+(BDF, Radau) or ``lband``/``uband`` (LSODA, for a ``sciode.Banded``).
 Stats: ``nlinsolve`` counts scipy's LU factorizations (``nlu``), ``nrejected`` is not
 reported by scipy (0), and ``nsteps`` counts accepted steps.
 """
@@ -22,7 +25,7 @@ from scipy.integrate import solve_ivp
 import sciode
 from sciode import LoopOptions, NotDifferentiableError, ProblemError, ReturnCode, Solution, Solver
 
-from .member import MemberFunctions
+from .member import MemberFunctions, sparsity
 
 DIFFERENTIABLE_ALTERNATIVES = ("rodas4, implicit_euler or trapezoid for stiff problems, tsit5 or dopri5 otherwise, "
                                "with sensealg=None (backprop), 'adjoint' or 'checkpointed'")
@@ -71,8 +74,10 @@ class ScipySolver(Solver):
         t0, t1 = problem.tspan
         t_eval = None if options.saveat is None else options.saveat.detach().cpu().double().numpy()
         u0 = problem.u0.detach().reshape(members, n).cpu().double().numpy()
-        kwargs: dict[str, Any] = dict(method=self.method, rtol=options.rtol, atol=options.atol, max_step=self.max_step,
+        max_step = getattr(options, "max_step", None) or self.max_step
+        kwargs: dict[str, Any] = dict(method=self.method, rtol=options.rtol, atol=options.atol, max_step=max_step,
                                       dense_output=True, t_eval=t_eval)
+        kwargs.update(self._structure(problem))
         if self.first_step is not None or options.dt is not None:
             kwargs["first_step"] = self.first_step if self.first_step is not None else options.dt
         results, codes, notes = [], [], []
@@ -100,6 +105,15 @@ class ScipySolver(Solver):
                 notes.append((i, code, last, res.message))
             results.append(res)
         return self._assemble(problem, options, results, codes, notes, stats, t_eval)
+
+    def _structure(self, problem: sciode.ODEProblem) -> dict[str, Any]:
+        """scipy's names for the Jacobian's structure, when the Problem gives one and f's Jacobian is not analytic."""
+        proto = problem.jac_prototype
+        if proto is None or problem.jac is not None:
+            return {}
+        if self.method == "LSODA":
+            return dict(lband=proto.lower, uband=proto.upper) if isinstance(proto, sciode.Banded) else {}
+        return {"jac_sparsity": sparsity(proto, problem.state_size)}
 
     def _assemble(self, problem: sciode.ODEProblem, options: LoopOptions, results: list, codes: list[int],
                   notes: list, stats: dict, t_eval: np.ndarray | None) -> Solution:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 import sciode
@@ -37,6 +38,14 @@ class MemberFunctions:
         return tt, full.reshape(self.batch + (self.n,))
 
     def _row(self, value: torch.Tensor) -> np.ndarray:
+        if value.layout != torch.strided:  # a sparse Jacobian: scipy takes a sparse matrix
+            value = value.to_sparse_coo().coalesce()
+            if self.batch:
+                value = value.to_dense()  # one member's block of a batched sparse tensor
+            else:
+                idx = value.indices().cpu().numpy()
+                vals = value.values().detach().cpu().double().numpy()
+                return sp.csc_matrix((vals, (idx[0], idx[1])), shape=tuple(value.shape))
         if self.batch:
             value = value.reshape((-1,) + value.shape[len(self.batch):])[self.index]
         return value.detach().cpu().numpy().astype(np.float64)
@@ -56,3 +65,15 @@ class MemberFunctions:
                 return self._row(self.problem.jac(u, self.problem.p, tt))
 
         return jacobian
+
+
+def sparsity(prototype: object, n: int) -> sp.csc_matrix:
+    """A ``jac_prototype`` (mask, sparse tensor or sciode.Banded) as scipy's ``jac_sparsity``."""
+    if isinstance(prototype, sciode.Banded):
+        offsets = list(range(-prototype.lower, prototype.upper + 1))
+        return sp.diags([np.ones(n - abs(k)) for k in offsets], offsets, shape=(n, n), format="csc")
+    if prototype.layout != torch.strided:
+        coo = prototype.to_sparse_coo().coalesce()
+        idx = coo.indices().cpu().numpy()
+        return sp.csc_matrix((np.ones(idx.shape[1]), (idx[0], idx[1])), shape=(n, n))
+    return sp.csc_matrix(prototype.cpu().numpy().astype(np.float64))

@@ -81,3 +81,44 @@ def test_options_are_validated():
         sciode.solve(_ensemble(), "scipy_radau", max_step=-1.0)
     with pytest.raises(sciode.ProblemError, match="unknown argument"):
         sciode.solve(_ensemble(), "scipy_radau", newton_tol=0.1)
+
+
+def test_structure_and_max_step_reach_solve_ivp(monkeypatch):
+    """jac_prototype becomes jac_sparsity (BDF, Radau) or lband/uband (LSODA); max_step passes through."""
+    from sciode_scipy import bridge
+
+    seen = []
+    real = bridge.solve_ivp
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bridge, "solve_ivp", spy)
+    prob = stiff_problems.brusselator_1d(30, tspan=(0.0, 1.0))
+    for name in SOLVERS:
+        sol = sciode.solve(prob, name, rtol=1e-6, atol=1e-8, saveat=[0.0, 1.0], max_step=0.25)
+        assert sol.retcode is ReturnCode.SUCCESS, sol.message
+    lsoda, bdf, radau = seen
+    assert (lsoda["lband"], lsoda["uband"]) == (2, 2)
+    for kw in (bdf, radau):
+        assert kw["jac_sparsity"].shape == (60, 60) and kw["jac_sparsity"].nnz == 60 * 5 - 6
+    assert all(kw["max_step"] == 0.25 for kw in seen)
+
+
+def test_jac_sparsity_agrees_with_rodas5p():
+    prob = stiff_problems.brusselator_1d(50)
+    ref = sciode.solve(prob, "rodas5p", rtol=1e-9, atol=1e-9, saveat=[0.0, 10.0]).u[-1]
+    for name in ("scipy_bdf", "scipy_radau"):
+        sol = sciode.solve(prob, name, rtol=1e-8, atol=1e-8, saveat=[0.0, 10.0])
+        assert float(((sol.u[-1] - ref).abs() / ref.abs()).max()) < 1e-5, name
+
+
+def test_sparse_user_jacobian_reaches_scipy():
+    n = 20
+    A = (-2 * torch.eye(n) + torch.diag(torch.ones(n - 1), 1) + torch.diag(torch.ones(n - 1), -1)).double() * 100
+    prob = sciode.ODEProblem(lambda u, p, t: u @ A.T, torch.ones(n, dtype=torch.float64), (0.0, 1.0),
+                             jac=lambda u, p, t: A.to_sparse())
+    sol = sciode.solve(prob, "scipy_radau", rtol=1e-8, atol=1e-10, saveat=[0.0, 1.0])
+    exact = torch.linalg.matrix_exp(A) @ torch.ones(n, dtype=torch.float64)
+    assert torch.allclose(sol.u[-1], exact, rtol=1e-5, atol=1e-8)

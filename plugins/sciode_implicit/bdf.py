@@ -1,0 +1,209 @@
+"""``bdf``: variable-order (1-5) BDF in the quasi-constant-step form, with NDF error constants.
+
+The method of Shampine & Reichelt (the MATLAB ode15s / scipy ``BDF`` formulation): the history
+is kept as backward differences D of the solution on an equally spaced grid; when the step
+changes, D is re-interpolated onto the new spacing by a (q+1) x (q+1) matrix (``_rescale``), so
+the formulas keep constant coefficients. A step predicts y0 = sum D[0..q], then solves
+    M d - c f(t1, y0 + d) + M psi = 0,   c = h / alpha_q,   psi = sum_j gamma_j D_j / alpha_q
+by simplified Newton on W = M - c J, and the local error is error_const[q] * d. The kappa
+coefficients are those of the numerical differentiation formulas (Klopfenstein; Shampine &
+Reichelt 1997), which enlarge the stability region at orders 1-4 compared to plain BDF.
+
+Work: the Jacobian is reused across steps until Newton converges slowly or fails, and W is
+refactored only when c has drifted by more than ``refactor_ratio`` from the factored value
+(as CVODE does), so most steps cost f calls and back-substitutions only.
+
+Order and step: the core loop's controller sets h from the error it is handed; the error
+returned is the order-q estimate rescaled to the controller's exponent, so the step factor is
+err_q^(-1/(q+1)). After q+1 steps at one order the estimates of orders q-1 and q+1 (from D) are
+compared, and the order with the largest admissible step is taken (it is handed to the
+controller the same way). ``order=k`` fixes the order (for convergence tests); ``max_order``
+caps it. The order is shared by the batch; steps may be per member.
+
+Dense output: the interpolating polynomial of the differences, order q. Gradients (backprop):
+the converged correction gets one more Newton step with autograd, as in ``theta.py`` (an
+implicit-function-theorem step), and the difference update is differentiable.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sciode import RHS, ProblemError, Solver, StepResult
+
+from .krylov import KrylovOptions
+from .linsolve import LinsolveOptions, linear_system
+from .newton import newton_solve, newton_tolerance
+from .support import failure_note, needs_grad, stage_time
+
+MAX_ORDER = 5
+_KAPPA = (0.0, -0.1850, -1 / 9, -0.0823, -0.0415, 0.0)
+_GAMMA = tuple(sum(1.0 / j for j in range(1, q + 1)) for q in range(MAX_ORDER + 1))
+_ALPHA = tuple((1 - k) * g for k, g in zip(_KAPPA, _GAMMA))
+_ERROR_CONST = tuple(k * g + 1 / (q + 1) for q, (k, g) in enumerate(zip(_KAPPA, _GAMMA)))
+
+
+def _r_matrix(order: int, factor: torch.Tensor) -> torch.Tensor:
+    """Shampine & Reichelt's R(order, factor): (..., q+1, q+1) for factor shaped (..., 1, 1)."""
+    i = torch.arange(1, order + 1, dtype=factor.dtype, device=factor.device)[:, None]
+    j = torch.arange(1, order + 1, dtype=factor.dtype, device=factor.device)[None, :]
+    m = torch.zeros(factor.shape[:-2] + (order + 1, order + 1), dtype=factor.dtype, device=factor.device)
+    m[..., 1:, 1:] = (i - 1 - factor * j) / i
+    m[..., 0, :] = 1.0
+    return torch.cumprod(m, dim=-2)
+
+
+def _rescale(D: torch.Tensor, order: int, factor: Any) -> torch.Tensor:
+    """The differences D (*batch, K, n) re-interpolated onto a grid with step ``factor`` times the old one."""
+    f = torch.as_tensor(factor, dtype=D.dtype, device=D.device)
+    f = f.reshape(f.shape + (1, 1)) if f.ndim == 0 else f.unsqueeze(-1)  # (*batch, 1) -> (*batch, 1, 1)
+    RU = _r_matrix(order, f) @ _r_matrix(order, torch.ones_like(f))
+    head = RU.transpose(-1, -2) @ D[..., : order + 1, :]
+    return torch.cat([head, D[..., order + 1 :, :]], dim=-2)
+
+
+class BDF(Solver):
+    name = "bdf"
+    order = MAX_ORDER
+    error_order = MAX_ORDER - 1
+    adaptive = True
+    dense_output = True
+    supports_mass_matrix = True
+    stage_fractions = (1.0,)
+    summary = ("Variable-order (1-5) quasi-constant-step BDF/NDF (as scipy's BDF, MATLAB's ode15s); Jacobian and "
+               "factorization reused across steps; mass matrices and index-1 DAEs; every linsolve.")
+    reference = "Shampine & Reichelt, SIAM J. Sci. Comput. 18 (1997) 1-22; Byrne & Hindmarsh (1975)"
+
+    def __init__(self, order: int | None = None, max_order: int = MAX_ORDER, max_iters: int = 4,
+                 refactor_ratio: float = 0.3, linsolve: str | None = None, preconditioner: Any = None,
+                 krylov_tol: float = KrylovOptions.tol, krylov_restart: int = KrylovOptions.restart,
+                 krylov_maxiter: int = KrylovOptions.maxiter) -> None:
+        for name, value in (("order", order), ("max_order", max_order)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5):
+                raise ProblemError(f"{name} must be an int in 1..5{' or None' if name == 'order' else ''}; got {value!r}")
+        if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+            raise ProblemError(f"max_iters must be a positive int; got {max_iters!r}")
+        if not isinstance(refactor_ratio, (int, float)) or not 0 <= refactor_ratio < 1:
+            raise ProblemError(f"refactor_ratio must be a number in [0, 1); got {refactor_ratio!r}")
+        self.fixed_order, self.max_order = order, max_order if order is None else order
+        self.max_iters, self.refactor_ratio = max_iters, float(refactor_ratio)
+        self.linear = LinsolveOptions.build(linsolve, preconditioner, krylov_tol, krylov_restart, krylov_maxiter)
+        self.failure_note = ""
+
+    def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> dict[str, Any]:
+        self.failure_note = ""
+        system = linear_system(rhs, self.linear)
+        f0 = rhs(t0, u0) if f0 is None else f0
+        if system.mass.algebraic() is not None:
+            system.mass.check_consistent(f0, u0)
+        D = torch.zeros(u0.shape[:-1] + (MAX_ORDER + 3, u0.shape[-1]), dtype=u0.dtype, device=u0.device)
+        D = torch.cat([u0.unsqueeze(-2), f0.unsqueeze(-2), D[..., 2:, :]], dim=-2)  # D1 = h f0 with h = 1
+        with torch.no_grad():
+            J = system.jacobian(rhs, t0, u0.detach())[0]
+        one = torch.ones_like(t0)
+        # h: the step D refers to; since: steps at this order; lu: (factorization, c) or None
+        return dict(D=D, h=one, order=self.fixed_order or 1, since=0, J=J, fresh=True, lu=None)
+
+    def _factorization(self, system: Any, state: dict, J: Any, c: Any, fresh: bool) -> Any:
+        cached = state["lu"]
+        if not fresh and cached is not None:
+            ratio = c / cached[1]
+            drift = float((ratio - 1).abs().max()) if isinstance(ratio, torch.Tensor) else abs(ratio - 1)
+            if drift <= self.refactor_ratio:
+                return cached
+        return system.factor(J, c), c
+
+    def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: dict) -> StepResult:
+        q = state["order"]
+        system = linear_system(rhs, self.linear)
+        mass = system.mass
+        h_ref = state["h"]
+        safe_dt = torch.where(dt == 0, h_ref, dt) if isinstance(dt, torch.Tensor) else dt
+        D = _rescale(state["D"], q, safe_dt / h_ref)
+        t1 = stage_time(rhs, t, dt, 1.0, 0)
+        c = dt / _ALPHA[q]
+        y_pred = D[..., : q + 1, :].sum(-2)
+        gammas = torch.tensor(_GAMMA[1 : q + 1], dtype=u.dtype, device=u.device)
+        psi = (gammas[:, None] * D[..., 1 : q + 1, :]).sum(-2) / _ALPHA[q]
+        tol = newton_tolerance(rhs.rtol, u.dtype)
+        J, fresh = state["J"], state["fresh"]
+        with torch.no_grad():
+            yp, ps = y_pred.detach(), psi.detach()
+            scale = yp.abs().mul_(rhs.rtol).add_(rhs.atol)
+
+            def residual(d: torch.Tensor) -> torch.Tensor:
+                return mass.matvec(d + ps) - c * rhs(t1, yp + d)
+
+            fact, c_lu = self._factorization(system, state, J, c, fresh)
+            out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
+            if bool(out.failed.any()) and not fresh:  # stale Jacobian: refresh it at the predictor and retry
+                J, fresh = system.jacobian(rhs, t1, yp)[0], True
+                fact, c_lu = system.factor(J, c), c
+                out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
+            failed = out.failed | fact.bad[..., None]
+        d = out.z
+        if needs_grad(rhs, u) or psi.requires_grad:
+            with torch.no_grad():
+                exact = system.factor(system.jacobian(rhs, t1, yp + d)[0], c)
+            d = d - exact.solve(mass.matvec(d + psi) - c * rhs(t1, y_pred + d), rhs)
+        y1 = y_pred + d
+        err = _ERROR_CONST[q] * d
+        D_new = self._update(D, d, q)
+        new_order, err = self._choose_order(rhs, q, state["since"], D_new, err, u, y1)
+        with torch.no_grad():
+            if bool(failed.any()):
+                reason = fact.reason() if bool(fact.bad.any()) else out.reason
+                if not (isinstance(dt, float) and self.failure_note):
+                    self.failure_note = failure_note(reason, failed, t, u)
+            err = torch.where(failed, torch.full_like(err, torch.inf), err)
+        since = state["since"] + 1 if new_order == q else 0
+        new_state = dict(D=D_new, h=torch.as_tensor(safe_dt, dtype=u.dtype, device=u.device).expand_as(h_ref),
+                         order=new_order, since=since, J=J, fresh=False, lu=(fact, c_lu))
+        if bool((out.rate > 0.5).any()):  # slow convergence: a fresh Jacobian for the next step
+            new_state["J"], new_state["fresh"] = system.jacobian(rhs, t1, y1.detach())[0], True
+        mask = (torch.arange(MAX_ORDER, device=u.device) < q).to(u.dtype)[:, None]
+        return StepResult(y1, err, new_state, (D_new[..., 1 : MAX_ORDER + 1, :] * mask,))
+
+    @staticmethod
+    def _update(D: torch.Tensor, d: torch.Tensor, q: int) -> torch.Tensor:
+        """Differences after an accepted step: D[q+2] = d - D[q+1], D[q+1] = d, D[i] += D[i+1] for i <= q."""
+        rows = list(D.unbind(-2))
+        rows[q + 2] = d - rows[q + 1]
+        rows[q + 1] = d
+        for i in reversed(range(q + 1)):
+            rows[i] = rows[i] + rows[i + 1]
+        return torch.stack(rows, -2)
+
+    def _choose_order(self, rhs: RHS, q: int, since: int, D_new: torch.Tensor, err: torch.Tensor, u: torch.Tensor,
+                      y1: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """The next order and the error to hand the controller (see the module docstring)."""
+        with torch.no_grad():
+            norm_q = rhs.error_norm(err.detach(), u.detach(), y1.detach())
+            k = self.error_order + 1
+            best, best_norm = q, norm_q
+            if self.fixed_order is None and since + 1 >= q + 1 and bool((norm_q <= 1).all()):
+                candidates = []
+                if q > 1:
+                    candidates.append((q - 1, _ERROR_CONST[q - 1] * D_new[..., q, :]))
+                if q < self.max_order:
+                    candidates.append((q + 1, _ERROR_CONST[q + 1] * D_new[..., q + 2, :]))
+                score = float(norm_q.max()) ** (-1 / (q + 1))
+                for order, estimate in candidates:
+                    n = rhs.error_norm(estimate, u.detach(), y1.detach())
+                    s = float(n.max().clamp_min(1e-10)) ** (-1 / (order + 1))
+                    if s > score * (1.1 if order < q else 1.2):  # change only for a clearly larger step
+                        best, best_norm, score = order, n, s
+            target = best_norm.clamp_min(1e-10) ** (k / (best + 1))  # controller factor -> norm^(-1/(best+1))
+            ratio = target / norm_q.clamp_min(1e-10)
+        return best, err * ratio
+
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+        """u1 + sum_j D_j prod_{i<j} (theta - 1 + i) / (i + 1): the order-q polynomial through the history."""
+        (D,) = dense
+        out, prod = u1, None
+        for j in range(D.shape[-2]):
+            x = (theta - 1 + j) / (1 + j)
+            prod = x if prod is None else prod * x
+            out = out + prod * D[..., j, :]
+        return out
