@@ -69,12 +69,17 @@ class ScipySolver(Solver):
 
     def run(self, problem: sciode.ODEProblem, options: LoopOptions, sensealg: Any) -> Solution:
         self._check_no_gradients(problem, sensealg)
+        refused = [name for name, given in (("tstops", options.tstops is not None),
+                                            ("min_step", options.min_step is not None)) if given]
+        if refused:
+            raise ProblemError(f"{', '.join(refused)}: not available with the scipy bridge solver {self.name!r}; "
+                               "use a sciode solver (e.g. 'rodas4' for stiff problems)")
         batch, n = problem.batch_shape, problem.state_size
         members = int(np.prod(batch)) if batch else 1
         t0, t1 = problem.tspan
         t_eval = None if options.saveat is None else options.saveat.detach().cpu().double().numpy()
         u0 = problem.u0.detach().reshape(members, n).cpu().double().numpy()
-        max_step = getattr(options, "max_step", None) or self.max_step
+        max_step = self.max_step if options.max_step is None else min(self.max_step, options.max_step)
         kwargs: dict[str, Any] = dict(method=self.method, rtol=options.rtol, atol=options.atol, max_step=max_step,
                                       dense_output=True, t_eval=t_eval)
         kwargs.update(self._structure(problem))
@@ -86,6 +91,8 @@ class ScipySolver(Solver):
             fns = MemberFunctions(problem, i)
             jac = fns.jac()
             extra = {} if jac is None else {"jac": jac}
+            if options.events:
+                extra["events"] = [fns.event(event) for event in options.events]
             res = solve_ivp(fns.f, (t0, t1), u0[i], **kwargs, **extra)
             steps = len(res.sol.ts) - 1 if res.sol is not None else max(len(res.t) - 1, 0)
             stats["nfe"] += int(res.nfev)
@@ -93,14 +100,16 @@ class ScipySolver(Solver):
             stats["nlinsolve"] += int(res.nlu)
             stats["nsteps"] += steps
             stats["naccepted"] += steps
-            if res.status == 0 and np.isfinite(res.y).all():
+            if res.status == 1:  # a terminal event
+                code = ReturnCode.TERMINATED
+            elif res.status == 0 and np.isfinite(res.y).all():
                 code = ReturnCode.SUCCESS
             elif not np.isfinite(res.y).all():
                 code = ReturnCode.UNSTABLE
             else:
                 code = _failure_code(res.message)
             codes.append(int(code))
-            if code is not ReturnCode.SUCCESS:
+            if not code.successful:
                 last = float(res.t[-1]) if res.t.size else t0
                 notes.append((i, code, last, res.message))
             results.append(res)
@@ -132,7 +141,29 @@ class ScipySolver(Solver):
         interpolator = self._interpolator(problem, results) if options.dense else None
         opts = dict(rtol=options.rtol, atol=options.atol, dt=options.dt, adaptive=True, stepping="per_member",
                     max_steps=options.max_steps, backend=f"scipy.integrate.solve_ivp({self.method})")
-        return Solution(problem, t, u, retcodes, message, stats, solver=self, options=opts, interpolator=interpolator)
+        return Solution(problem, t, u, retcodes, message, stats, solver=self, options=opts, interpolator=interpolator,
+                        events=self._events(problem, options, results))
+
+    @staticmethod
+    def _events(problem: sciode.ODEProblem, options: LoopOptions, results: list) -> dict[str, sciode.EventRecord]:
+        """scipy's t_events / y_events per member, as sciode's records (NaN past each member's count)."""
+        batch, n = problem.batch_shape, problem.state_size
+        dtype, device = problem.u0.dtype, problem.u0.device
+        out = {}
+        for k, event in enumerate(options.events):
+            counts = [len(r.t_events[k]) for r in results]
+            K = max(counts, default=0)
+            t = np.full((K, len(results)), np.nan)
+            y = np.full((K, len(results), n), np.nan)
+            for m, r in enumerate(results):
+                t[: counts[m], m] = r.t_events[k]
+                if counts[m]:
+                    y[: counts[m], m] = r.y_events[k]
+            out[event.label] = sciode.EventRecord(
+                t=torch.as_tensor(t, dtype=dtype, device=device).reshape((K,) + batch),
+                u=torch.as_tensor(y, dtype=dtype, device=device).reshape((K,) + batch + (n,)),
+                count=torch.tensor(counts, dtype=torch.int64, device=device).reshape(batch))
+        return out
 
     @staticmethod
     def _member_values(res: Any, times: np.ndarray, dense: bool) -> np.ndarray:
@@ -167,7 +198,8 @@ class ScipySolver(Solver):
             ts = times.detach().cpu().double().numpy()
             slack = 1e-12 * max(1.0, abs(lo), abs(hi))
             if ts.min() < lo - slack or ts.max() > hi + slack:
-                raise ProblemError(f"t must lie within tspan {problem.tspan} for dense output; got [{ts.min()}, {ts.max()}]")
+                raise ProblemError(f"t must lie within tspan {problem.tspan} for dense output; "
+                                   f"got [{ts.min()}, {ts.max()}]")
             values = np.stack([ScipySolver._member_values(r, ts, True) for r in results], axis=1)
             return torch.as_tensor(values, dtype=dtype, device=device).reshape((len(ts),) + batch + (n,))
 

@@ -55,6 +55,19 @@ class MemberFunctions:
         with torch.no_grad():
             return self._row(self.problem.f(u, self.problem.p, tt))
 
+    def event(self, event: sciode.Event) -> Callable[[float, np.ndarray], float]:
+        """The member's condition as scipy reads an event: a function with ``terminal`` and ``direction``."""
+        def condition(t: float, y: np.ndarray) -> float:
+            tt, u = self._state(t, y)
+            with torch.no_grad():
+                value = event.condition(u, self.problem.p, tt)
+            value = torch.as_tensor(value).reshape(-1)
+            return float(value[self.index] if self.batch else value[0])
+
+        condition.terminal = event.stop_after if event.stop_after else False  # scipy: True/False or a count
+        condition.direction = float(event.direction)
+        return condition
+
     def jac(self) -> Callable[[float, np.ndarray], np.ndarray] | None:
         if self.problem.jac is None:
             return None  # scipy approximates it by finite differences
