@@ -140,10 +140,11 @@ def _usage(entry: Entry) -> str:
 def solver_page(entry: Entry) -> str:
     cls = entry.cls
     error_order = getattr(cls, "error_order", None)
+    embedded = f" (embedded error estimate of order {error_order})" if cls.adaptive and error_order else ""
     rows = [
         "| property | value |", "|---|---|",
         f"| order | {cls.order} |",
-        f"| adaptive | {_yes(cls.adaptive)}" + (f" (embedded error estimate of order {error_order})" if cls.adaptive and error_order else "") + " |",
+        f"| adaptive | {_yes(cls.adaptive)}{embedded} |",
         f"| dense output | {_yes(cls.dense_output)} |",
         f"| problems | {_problem_types(cls)} |",
         f"| differentiable (backprop) | {_yes(getattr(cls, 'differentiable', True))} |",
@@ -172,7 +173,8 @@ def _constructor(cls: type) -> str:
 def model_page(entry: Entry) -> str:
     signature = _constructor(entry.cls)
     rows = ["| property | value |", "|---|---|", *_provenance(entry)]
-    usage = ["## Constructor", "", "```python", signature, "```", "", "## Usage", "", "```python", _usage(entry), "```", ""]
+    usage = ["## Constructor", "", "```python", signature, "```", "",
+             "## Usage", "", "```python", _usage(entry), "```", ""]
     return "\n".join(_header(entry) + rows + [""] + usage + _body(entry))
 
 

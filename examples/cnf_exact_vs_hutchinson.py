@@ -57,7 +57,8 @@ def cost_and_variance(args: argparse.Namespace) -> list[dict]:
         rows.append(row)
         print(f"dim {dim:3d}: log_prob time exact {row['exact_time'] * 1e3:7.1f} ms (NFE {row['exact_nfe']}), "
               f"Hutchinson {row['rademacher_time'] * 1e3:7.1f} ms (NFE {row['rademacher_nfe']}); "
-              f"estimate std rademacher {row['rademacher_std']:.3f}, gaussian {row['gaussian_std']:.3f} nats", flush=True)
+              f"estimate std rademacher {row['rademacher_std']:.3f}, gaussian {row['gaussian_std']:.3f} nats",
+              flush=True)
     return rows
 
 
@@ -83,7 +84,8 @@ def train_both(args: argparse.Namespace) -> dict[str, list[float]]:
         with torch.no_grad():
             nll = float(-CNF(field, 2, rtol=1e-6, atol=1e-6).log_prob(test).mean())
         curves[label], results[label] = curve, nll
-        print(f"{label:20s}: {args.iters} iterations in {elapsed:.0f}s, test NLL (exact trace) {nll:.3f} nats", flush=True)
+        print(f"{label:20s}: {args.iters} iterations in {elapsed:.0f}s, test NLL (exact trace) {nll:.3f} nats",
+              flush=True)
     return curves
 
 

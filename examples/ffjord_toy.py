@@ -3,7 +3,8 @@
 Training uses Hutchinson's trace estimator (FFJORD); evaluation uses the exact trace
 (a CNF sharing the same vector fields) on fresh samples, with a tight tolerance.
 Quick check:  python examples/ffjord_toy.py --iters 5 --test-size 256 --grid 20
-Full run:     python examples/ffjord_toy.py --dataset checkerboard --iters 3000 --tol 1e-4 --out docs/figures/ffjord_checkerboard.png
+Full run:     python examples/ffjord_toy.py --dataset checkerboard --iters 3000 --tol 1e-4 \
+--out docs/figures/ffjord_checkerboard.png
 """
 from __future__ import annotations
 
@@ -72,8 +73,8 @@ def train(model: FFJORD, args: argparse.Namespace, log=print) -> list[float]:  #
         nfe_sum += model.nfe
         if it % args.log_every == 0 or it == args.iters:
             recent = history[-args.log_every:]
-            log(f"iter {it:5d}  train NLL {sum(recent) / len(recent):.3f}  NFE/forward {nfe_sum / it:.0f} (last {model.nfe})"
-                f"  {time.perf_counter() - start:.0f}s")
+            log(f"iter {it:5d}  train NLL {sum(recent) / len(recent):.3f}  NFE/forward {nfe_sum / it:.0f}"
+                f" (last {model.nfe})  {time.perf_counter() - start:.0f}s")
     return history
 
 
@@ -112,8 +113,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     model, exact = build(args)
-    print(f"FFJORD on {args.dataset}: {parameter_count(model)} parameters, {args.blocks} block(s), solver {args.solver}, "
-          f"sensealg {args.sensealg}, tol {args.tol:g}, registered sensitivities: {list(sciode.sensitivities())}")
+    print(f"FFJORD on {args.dataset}: {parameter_count(model)} parameters, {args.blocks} block(s), "
+          f"solver {args.solver}, sensealg {args.sensealg}, tol {args.tol:g}, "
+          f"registered sensitivities: {list(sciode.sensitivities())}")
     start = time.perf_counter()
     history = train(model, args)
     train_time = time.perf_counter() - start
@@ -122,10 +124,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     logp = batched(exact.log_prob, test)
     nll = float(-logp.mean())
     stderr = float(logp.std() / math.sqrt(len(logp)))
-    samples = batched(lambda z: exact.inverse(z), torch.randn(args.test_size, 2, generator=torch.Generator().manual_seed(7)))
+    samples = batched(lambda z: exact.inverse(z),
+                      torch.randn(args.test_size, 2, generator=torch.Generator().manual_seed(7)))
     entropy = toy_entropy(args.dataset)
     gap = "" if entropy is None else f"; data entropy {entropy:.3f} nats, gap {nll - entropy:+.3f}"
-    print(f"test NLL (exact trace, {args.test_size} fresh samples, tol {args.eval_tol:g}): {nll:.3f} +- {stderr:.3f} nats{gap}")
+    print(f"test NLL (exact trace, {args.test_size} fresh samples, tol {args.eval_tol:g}): "
+          f"{nll:.3f} +- {stderr:.3f} nats{gap}")
     path = args.out or f"ffjord_{args.dataset}.png"
     plot(args, exact, test, samples, path)
     print(f"training {train_time:.0f}s; wrote {path}")

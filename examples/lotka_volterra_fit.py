@@ -43,7 +43,8 @@ def write_observations(path: Path, seed: int = 0) -> None:
     sciode.io.save(ds, path, overwrite=True)
 
 
-def fit(observations: Path, iters: int, sensealg: str, solver: str) -> tuple[torch.Tensor, list[float], sciode.ODEProblem]:
+def fit(observations: Path, iters: int, sensealg: str,
+        solver: str) -> tuple[torch.Tensor, list[float], sciode.ODEProblem]:
     t_obs, y_obs = sciode.io.read_observations(observations, "u", dtype=torch.float64)
     u0 = sciode.io.read_state(observations, "u0", dtype=torch.float64)
     observed = ~torch.isnan(y_obs)

@@ -68,8 +68,8 @@ def fit(name: str, model: nn.Module, data: tuple[torch.Tensor, ...], args: argpa
         record["nfe_f"].append(nfe_f / batches)
         record["nfe_b"].append(nfe_b / batches)
         extra = f"  NFE/batch forward {nfe_f / batches:.1f} backward {nfe_b / batches:.1f}" if block is not None else ""
-        print(f"{name:8s} epoch {epoch + 1:3d}  test acc {record['acc'][-1]:.4f}{extra}  {time.perf_counter() - start:.0f}s",
-              flush=True)
+        print(f"{name:8s} epoch {epoch + 1:3d}  test acc {record['acc'][-1]:.4f}{extra}"
+              f"  {time.perf_counter() - start:.0f}s", flush=True)
     record["time"] = time.perf_counter() - start
     return record
 
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{len(data[0])} train / {len(data[2])} test images; solver {args.solver}, sensealg {args.sensealg}, "
           f"registered sensitivities: {list(sciode.sensitivities())}")
     builders = {
-        "ODE-Net": lambda: ODENetClassifier(args.channels, solver=args.solver, sensealg=sensealg, rtol=args.tol, atol=args.tol),
+        "ODE-Net": lambda: ODENetClassifier(args.channels, solver=args.solver, sensealg=sensealg,
+                                            rtol=args.tol, atol=args.tol),
         "ResNet": lambda: ResNetClassifier(args.channels, blocks=args.res_blocks),
         "MLP": lambda: MLPClassifier(64, 300),
     }

@@ -64,7 +64,8 @@ def main() -> None:
             start = time.process_time()
             sol = sciode.solve(prob, name, rtol=rtol, atol=atol, saveat=torch.tensor(times))
             elapsed = time.process_time() - start
-            results.setdefault(f"sciode {name}", []).append((relative_error(sol.u.numpy(), ref), elapsed, sol.stats["nfe"]))
+            results.setdefault(f"sciode {name}", []).append(
+                (relative_error(sol.u.numpy(), ref), elapsed, sol.stats["nfe"]))
         for method in ("Radau", "BDF", "LSODA"):
             start = time.process_time()
             out = solve_ivp(numpy_robertson, TSPAN, U0, method=method, rtol=rtol, atol=atol, t_eval=times)

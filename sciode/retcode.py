@@ -30,7 +30,8 @@ class ReturnCode(enum.IntEnum):
 _DESCRIPTIONS = {
     ReturnCode.SUCCESS: "reached t1",
     ReturnCode.MAX_STEPS: "max_steps iterations were used before reaching t1",
-    ReturnCode.DT_TOO_SMALL: "the step size fell below the resolution of t or below min_step (stiff or singular dynamics?)",
+    ReturnCode.DT_TOO_SMALL: ("the step size fell below the resolution of t or below min_step "
+                              "(stiff or singular dynamics?)"),
     ReturnCode.UNSTABLE: "the state became non-finite (NaN or inf)",
     ReturnCode.FAILURE: "the solver could not complete a step (e.g. the Newton iteration failed)",
     ReturnCode.TERMINATED: "stopped at a terminal event",

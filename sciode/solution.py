@@ -29,7 +29,8 @@ class Solution:
     def __init__(self, problem: Any, t: torch.Tensor, u: torch.Tensor, retcodes: torch.Tensor, message: str,
                  stats: Mapping[str, int], *, solver: Any = None, sensealg: Any = None,
                  options: Mapping[str, Any] | None = None, interpolator: Any = None,
-                 member_stats: Mapping[str, torch.Tensor] | None = None, events: Mapping[str, Any] | None = None) -> None:
+                 member_stats: Mapping[str, torch.Tensor] | None = None,
+                 events: Mapping[str, Any] | None = None) -> None:
         self.problem = problem
         self.t = t
         self.u = u

@@ -76,13 +76,15 @@ class ButcherTableau:
             raise ProblemError(f"tableau weights b sum to {sum(self.b)!r}, expected 1")
         if self.error is not None:
             if len(self.error) != self.stages or abs(sum(self.error)) > tol:
-                raise ProblemError(f"tableau error weights must have {self.stages} entries summing to 0; got {self.error}")
+                raise ProblemError(f"tableau error weights must have {self.stages} entries summing to 0; "
+                                   f"got {self.error}")
         if self.interpolant is not None:
             if len(self.interpolant) != self.stages:
                 raise ProblemError(f"tableau interpolant must have {self.stages} rows; got {len(self.interpolant)}")
             for j, row in enumerate(self.interpolant):
                 if abs(sum(row) - self.b[j]) > tol:
-                    raise ProblemError(f"tableau interpolant row {j} gives {sum(row)!r} at theta=1, expected b[{j}] = {self.b[j]!r}")
+                    raise ProblemError(f"tableau interpolant row {j} gives {sum(row)!r} at theta=1, "
+                                       f"expected b[{j}] = {self.b[j]!r}")
         if self.fsal:
             if self.A[-1][: self.stages - 1] != self.b[: self.stages - 1] or self.b[-1] != 0.0 or self.c[-1] != 1.0:
                 raise ProblemError("an FSAL tableau's last row of A must equal b (with b[-1] = 0 and c[-1] = 1)")

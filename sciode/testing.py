@@ -95,7 +95,8 @@ def _global_error(ref: ReferenceProblem, solver: Any, dt: float, **kwargs: Any) 
     return float((sol.u - exact.reshape(sol.u.shape)).abs().max())
 
 
-def convergence_slope(ref: ReferenceProblem, solver: Any, dts: Sequence[float], **kwargs: Any) -> tuple[float, list[float]]:
+def convergence_slope(ref: ReferenceProblem, solver: Any, dts: Sequence[float],
+                      **kwargs: Any) -> tuple[float, list[float]]:
     """Least-squares slope of log(global error) against log(dt) at fixed steps, and the errors."""
     errors = [_global_error(ref, solver, dt, **kwargs) for dt in dts]
     x = torch.log(torch.tensor(dts, dtype=torch.float64))
@@ -167,7 +168,8 @@ def assert_batch_consistent(solver: Any, members: int = 64, dt: float | None = 0
     """
     gen = torch.Generator().manual_seed(0)
     u0 = 0.5 + torch.rand(members, 2, generator=gen, dtype=torch.float64)
-    p = torch.tensor([1.5, 1.0, 3.0, 1.0], dtype=torch.float64) * (0.8 + 0.4 * torch.rand(members, 1, generator=gen, dtype=torch.float64))
+    p = (torch.tensor([1.5, 1.0, 3.0, 1.0], dtype=torch.float64)
+         * (0.8 + 0.4 * torch.rand(members, 1, generator=gen, dtype=torch.float64)))
     times = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
     prob = ODEProblem(_lotka_volterra, u0, (0.0, 2.0), p)
     batch = solve(prob, solver, dt=dt, rtol=rtol, atol=atol, saveat=times, **kwargs)
@@ -195,14 +197,16 @@ def assert_dtype_preserved(solver: Any, dt: float = 0.05, **kwargs: Any) -> None
     for dtype in (torch.float32, torch.float64):
         ref = oscillator_problem(dtype) if _is_second_order(solver) else linear_problem(dtype)
         sol = solve(ref.problem, solver, dt=dt, **kwargs)
-        assert sol.u.dtype == dtype and sol.t.dtype == dtype, f"{solver}: {dtype} became u {sol.u.dtype}, t {sol.t.dtype}"
+        assert sol.u.dtype == dtype and sol.t.dtype == dtype, (
+            f"{solver}: {dtype} became u {sol.u.dtype}, t {sol.t.dtype}")
         assert sol.u.device == ref.problem.u0.device and sol.t.device == ref.problem.u0.device
         if sol.has_dense_output:
             assert sol(0.5 * sum(ref.problem.tspan)).dtype == dtype
 
 
-def assert_gradients_agree(problem_factory: Callable[[], tuple[ODEProblem, list[torch.Tensor]]], loss: Callable[[Any], torch.Tensor],
-                           sensealgs: Sequence[Any], solver: Any = "tsit5", rtol: float = 1e-6, **solve_kwargs: Any) -> list[list[torch.Tensor]]:
+def assert_gradients_agree(problem_factory: Callable[[], tuple[ODEProblem, list[torch.Tensor]]],
+                           loss: Callable[[Any], torch.Tensor], sensealgs: Sequence[Any], solver: Any = "tsit5",
+                           rtol: float = 1e-6, **solve_kwargs: Any) -> list[list[torch.Tensor]]:
     """Gradients of ``loss(solve(problem))`` under each sensitivity algorithm agree within ``rtol``.
 
     ``problem_factory`` returns a fresh problem and the tensors to differentiate.

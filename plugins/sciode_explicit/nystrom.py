@@ -36,7 +36,8 @@ class Nystrom2(Solver):
             u1 = torch.add(u, rhs(t + 0.5 * dt, u_mid), alpha=dt)
         return StepResult(u1, None, (u, dt, None), (k0,))
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         """Quadratic matching u0, u1 and the slope f(u0): order 2, like the method."""
         (k0,) = dense
         return u0 + h * theta * k0 + theta.square() * (u1 - u0 - h * k0)

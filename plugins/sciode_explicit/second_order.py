@@ -37,7 +37,8 @@ class _SecondOrderSolver(Solver):
     problem_types = (SecondOrderODEProblem,)
     adaptive = False
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         """Cubic Hermite: positions from velocities, velocities from accelerations."""
         a0, a1 = dense
         m = a0.shape[-1]

@@ -28,7 +28,8 @@ def check_solver_choice(solver: Any, sensealg: Any) -> None:
     if isinstance(sensealg, str):
         sciode.lookup("sensitivity", sensealg, "sensealg")
     elif sensealg is not None and not isinstance(sensealg, sciode.Sensitivity):
-        raise sciode.ProblemError(f"sensealg must be None, a registered name or a sciode.Sensitivity; got {type(sensealg).__name__}")
+        raise sciode.ProblemError("sensealg must be None, a registered name or a sciode.Sensitivity; "
+                                  f"got {type(sensealg).__name__}")
 
 
 def configure_solve(model: torch.nn.Module, tspan: Any, solver: Any, sensealg: Any, defaults: dict[str, Any],

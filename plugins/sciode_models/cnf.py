@@ -114,7 +114,8 @@ class CNF(nn.Module):
         super().__init__()
         blocks = list(f) if isinstance(f, (list, tuple, nn.ModuleList)) else [f]
         if not blocks:
-            raise sciode.ProblemError("f must be a vector field f(u, p, t) or a non-empty list of them; got an empty list")
+            raise sciode.ProblemError("f must be a vector field f(u, p, t) or a non-empty list of them; "
+                                      "got an empty list")
         for i, b in enumerate(blocks):
             if not callable(b):
                 raise sciode.ProblemError(f"f must be callable as f(u, p, t); block {i} is {type(b).__name__}")
@@ -154,7 +155,8 @@ class CNF(nn.Module):
     # -- input checks ------------------------------------------------------------------
     def _check(self, x: Any, argument: str) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise sciode.ProblemError(f"{argument} must be a tensor of shape (batch, {self.dim}); got {type(x).__name__}")
+            raise sciode.ProblemError(f"{argument} must be a tensor of shape (batch, {self.dim}); "
+                                      f"got {type(x).__name__}")
         if not x.is_floating_point():
             raise sciode.ProblemError(f"{argument} must have a floating dtype; got {x.dtype}")
         if x.ndim < 1 or x.shape[-1] != self.dim:

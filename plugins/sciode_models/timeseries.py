@@ -58,7 +58,8 @@ class IrregularSeries:
         dims = ("series", "time", "channel")
         x = torch.where(self.mask > 0, self.x, torch.full_like(self.x, math.nan))
         data = {"x": (dims, x.detach().cpu().numpy(), {"long_name": "observed value"}),
-                "mask": (dims, self.mask.detach().cpu().numpy().astype(np.int8), {"long_name": "1 observed, 0 missing"})}
+                "mask": (dims, self.mask.detach().cpu().numpy().astype(np.int8),
+                         {"long_name": "1 observed, 0 missing"})}
         if self.truth is not None:
             data["truth"] = (dims, self.truth.detach().cpu().numpy(), {"long_name": "noise-free value"})
         return xr.Dataset(data, coords={"time": self.t.detach().cpu().numpy(), "channel": list(self.channels)})

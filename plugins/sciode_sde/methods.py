@@ -51,7 +51,8 @@ METHODS: tuple[SDEMethod, ...] = (
               "Euler-Heun: Heun's predictor for the diffusion only (Stratonovich)",
               "Kloeden & Platen (1992), sec. 10.4", general_order=0.5),
     SDEMethod("sde_heun", "heun", ("stratonovich",), ALL_NOISE, 1.0, ALL_LEVY,
-              "stochastic Heun (trapezoidal predictor-corrector, Stratonovich); strong order 1.0 unless noise is general",
+              "stochastic Heun (trapezoidal predictor-corrector, Stratonovich); "
+              "strong order 1.0 unless noise is general",
               "Ruemelin (1982), SIAM J. Numer. Anal. 19(3)", general_order=0.5),
     SDEMethod("sde_midpoint", "midpoint", ("stratonovich",), ALL_NOISE, 1.0, ALL_LEVY,
               "stochastic midpoint method (Stratonovich); strong order 1.0 unless noise is general",

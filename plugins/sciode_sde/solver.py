@@ -55,7 +55,8 @@ class TorchsdeSolver(sciode.Solver):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise sciode.ProblemError(f"seed must be a non-negative int or None; got {seed!r}")
         if levy_area is not None and levy_area not in m.levy_areas:
-            raise sciode.ProblemError(f"levy_area for solver {m.name!r} must be one of {m.levy_areas}; got {levy_area!r}")
+            raise sciode.ProblemError(f"levy_area for solver {m.name!r} must be one of {m.levy_areas}; "
+                                      f"got {levy_area!r}")
         if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
             raise sciode.ProblemError(f"samples must be a positive int or None; got {samples!r}")
         if brownian is not None and not isinstance(brownian, torchsde.BaseBrownian):
@@ -78,9 +79,11 @@ class TorchsdeSolver(sciode.Solver):
             raise sciode.ProblemError(f"solver {m.name!r} solves {' and '.join(m.sde_types)} SDEs; the problem has "
                                       f"sde_type={problem.sde_type!r} (solvers for it: {fits})")
         if problem.noise not in m.noise:
-            raise sciode.ProblemError(f"solver {m.name!r} supports noise {m.noise}; the problem has noise={problem.noise!r}")
+            raise sciode.ProblemError(f"solver {m.name!r} supports noise {m.noise}; "
+                                      f"the problem has noise={problem.noise!r}")
         if options.dt is None:
-            raise sciode.ProblemError(f"dt is required by the fixed-step SDE solver {m.name!r}: pass solve(..., dt=...)")
+            raise sciode.ProblemError(f"dt is required by the fixed-step SDE solver {m.name!r}: "
+                                      "pass solve(..., dt=...)")
         if problem.direction < 0:
             raise sciode.ProblemError(f"tspan must run forward in time for SDE solvers; got {problem.tspan}")
         if options.events:

@@ -42,7 +42,8 @@ def test_multiple_batch_dims():
         sol = sciode.solve(prob, "tsit5", saveat=3, stepping=stepping)
         assert sol.u.shape == (4, 3, 4, 2)
         assert sol.retcodes.shape == (3, 4)
-        torch.testing.assert_close(sol.u[-1], u0 * torch.exp(torch.tensor(-1.0, dtype=torch.float64)), rtol=1e-5, atol=1e-8)
+        torch.testing.assert_close(sol.u[-1], u0 * torch.exp(torch.tensor(-1.0, dtype=torch.float64)),
+                                   rtol=1e-5, atol=1e-8)
 
 
 def test_per_member_steps_independently():
@@ -67,4 +68,5 @@ def test_time_dependent_f_sees_member_clock():
     prob = sciode.ODEProblem(f, torch.zeros(3, 2, dtype=torch.float64), (0.0, 2.0))
     sol = sciode.solve(prob, "tsit5", stepping="per_member", rtol=1e-9, atol=1e-12)
     assert (3, 1) in seen
-    torch.testing.assert_close(sol.u[-1], torch.full((3, 2), torch.sin(torch.tensor(2.0)).item(), dtype=torch.float64), rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(sol.u[-1], torch.full((3, 2), torch.sin(torch.tensor(2.0)).item(), dtype=torch.float64),
+                               rtol=1e-7, atol=1e-9)

@@ -88,7 +88,8 @@ def test_event_time_and_state_gradients_wrt_u0_and_p(sensealg, solver):
         torch.testing.assert_close(got, torch.zeros(2, dtype=F64), rtol=0, atol=1e-8)
     # and the finite differences themselves agree with the closed form
     dt, dy = closed_form(u0.detach(), p.detach())
-    torch.testing.assert_close(torch.stack([fd_du0[0], fd_dp[0]]), dt, rtol=1e-6, atol=1e-9)  # finite differences carry ~1e-10 noise
+    # finite differences carry ~1e-10 noise
+    torch.testing.assert_close(torch.stack([fd_du0[0], fd_dp[0]]), dt, rtol=1e-6, atol=1e-9)
     torch.testing.assert_close(torch.stack([fd_du0[2], fd_dp[2]]), dy, rtol=1e-6, atol=1e-9)
 
 

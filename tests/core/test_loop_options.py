@@ -136,7 +136,8 @@ def two_scales(u, p, t):
 def test_per_component_tolerances():
     prob = sciode.ODEProblem(two_scales, torch.ones(2, dtype=F64), (0.0, 3.0))
     scalar = sciode.solve(prob, "tsit5", rtol=1e-8, atol=1e-12)
-    broadcast = sciode.solve(prob, "tsit5", rtol=torch.full((2,), 1e-8, dtype=F64), atol=torch.full((2,), 1e-12, dtype=F64))
+    broadcast = sciode.solve(prob, "tsit5", rtol=torch.full((2,), 1e-8, dtype=F64),
+                             atol=torch.full((2,), 1e-12, dtype=F64))
     assert torch.equal(scalar.u, broadcast.u)
     # the fast component left to a loose tolerance: far fewer steps, the slow one still accurate
     loose = sciode.solve(prob, "tsit5", rtol=torch.tensor([1e-8, 1.0]), atol=torch.tensor([1e-12, 1.0]))

@@ -51,7 +51,8 @@ def test_step_size_collapse_is_dt_too_small():
     def f(u, p, t):
         return 1.0 / (1.0 - t).abs().clamp_min(1e-300).sqrt() * torch.ones_like(u) * torch.sign(1.0 - t)
 
-    sol = sciode.solve(sciode.ODEProblem(f, torch.zeros(1, dtype=torch.float64), (0.0, 2.0)), "tsit5", rtol=1e-10, atol=1e-12)
+    sol = sciode.solve(sciode.ODEProblem(f, torch.zeros(1, dtype=torch.float64), (0.0, 2.0)), "tsit5",
+                       rtol=1e-10, atol=1e-12)
     assert sol.retcode is ReturnCode.DT_TOO_SMALL, sol.message
     assert "step size" in sol.message
 

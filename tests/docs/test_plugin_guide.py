@@ -24,7 +24,8 @@ EXAMPLE = EXAMPLES / "third_party_plugin"
 
 def _guide_toml() -> dict:
     """The pyproject.toml fragment of step 2 of the guide."""
-    block = re.search(r"```toml\n(\[project\]\nname = .*?)```", re.sub(r"^ {4}", "", GUIDE.read_text(), flags=re.M), re.S)
+    block = re.search(r"```toml\n(\[project\]\nname = .*?)```",
+                      re.sub(r"^ {4}", "", GUIDE.read_text(), flags=re.M), re.S)
     assert block, "step 2 of the guide lost its pyproject.toml fragment"
     return tomllib.loads(block[1])
 
@@ -82,7 +83,8 @@ def test_guide_followed_literally_installs_and_solves(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site)}
     listing = subprocess.run([sys.executable, "-m", "sciode.cli", "plugins"], capture_output=True, text=True,
                              env=env, timeout=120)
-    assert "mysolver  (sciode-mysolver 0.1.0)" in listing.stdout and "solver: mysolver" in listing.stdout, listing.stdout
+    assert ("mysolver  (sciode-mysolver 0.1.0)" in listing.stdout
+            and "solver: mysolver" in listing.stdout), listing.stdout
     # 5. solve with it by name (the guide's snippet), then run the plugin's own tests
     snippet = code_blocks(GUIDE)[-3]
     assert '"mysolver"' in snippet

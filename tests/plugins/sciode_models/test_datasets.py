@@ -21,7 +21,8 @@ def test_toy_samples_are_reproducible_finite_and_two_dimensional(name: str) -> N
 
 def test_closed_form_densities() -> None:
     board = toy_sample("checkerboard", 5000, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(toy_log_density("checkerboard", board), torch.full((5000,), -math.log(32), dtype=torch.float64))
+    torch.testing.assert_close(toy_log_density("checkerboard", board),
+                               torch.full((5000,), -math.log(32), dtype=torch.float64))
     assert toy_log_density("checkerboard", torch.tensor([[1.0, 3.0]])).isneginf().all()  # a light square
     axis = torch.linspace(-6, 6, 301, dtype=torch.float64)
     gx, gy = torch.meshgrid(axis, axis, indexing="xy")

@@ -11,7 +11,8 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 QUICK = {
     "odenet_digits": ["--epochs", "1", "--train-limit", "128", "--res-blocks", "1"],
     "ffjord_toy": ["--iters", "3", "--batch", "64", "--test-size", "256", "--grid", "20", "--dataset", "2spirals"],
-    "cnf_exact_vs_hutchinson": ["--iters", "3", "--batch", "64", "--points", "64", "--repeats", "8", "--dims", "2", "4"],
+    "cnf_exact_vs_hutchinson": ["--iters", "3", "--batch", "64", "--points", "64", "--repeats", "8",
+                                "--dims", "2", "4"],
 }
 
 
