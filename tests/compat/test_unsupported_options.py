@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from scipy.integrate import solve_ivp as scipy_solve_ivp
 
 import sciode
 from sciode.compat import torchdiffeq as front
@@ -142,9 +143,11 @@ def test_solve_ivp_events_arguments():
         solve_ivp(decay, [0, 1], [1.0], events=event)
     with pytest.raises(sciode.ProblemError, match=r"events\[1\] must be callable"):
         solve_ivp(decay, [0, 1], [1.0], events=[lambda t, y: y[0], 2.0])
-    event.direction = -1
-    with pytest.raises(sciode.ProblemError, match="events: not available with the scipy bridge solver 'scipy_radau'"):
-        solve_ivp(decay, [0, 1], [1.0], method="Radau", events=event)
+    event.direction = -1  # the scipy bridge hands events on to scipy itself
+    ours = solve_ivp(decay, [0, 1], [1.0], method="Radau", events=event)
+    theirs = scipy_solve_ivp(decay, [0, 1], [1.0], method="Radau", events=event)
+    assert ours.status == theirs.status == 1
+    np.testing.assert_allclose(ours.t_events[0], theirs.t_events[0], rtol=1e-9)
 
 
 @pytest.mark.parametrize("options, named", [
