@@ -313,7 +313,8 @@ class EventTracker:
         t_root = (t_b + theta[..., None] * h)[..., 0]
         return t_root, theta
 
-    def value_at(self, theta: torch.Tensor, t: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, res: Any) -> torch.Tensor:
+    def value_at(self, theta: torch.Tensor, t: torch.Tensor, h: torch.Tensor, u0: torch.Tensor,
+                 res: Any) -> torch.Tensor:
         """The state at the root, computed with autograd when the loop records it."""
         return event_state(self.solver, self.rhs, theta, t, h, u0, res)
 

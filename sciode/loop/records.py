@@ -78,7 +78,8 @@ class StepChunk:
         end_mask = end_mask.reshape(end_mask.shape + (1,) * (u0g.ndim - end_mask.ndim))
         return torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
 
-    def evaluate(self, solver: Any, elapsed: torch.Tensor, times: torch.Tensor, member_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(self, solver: Any, elapsed: torch.Tensor, times: torch.Tensor,
+                 member_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         """u at shared ``times`` (K,) for every member, and a (K, *member_shape) mask of which the chunk covers."""
         M, S = self.elapsed_end.shape
         K = elapsed.shape[0]
@@ -157,7 +158,10 @@ class StepRecorder:
         cols = list(zip(*self.pending))
         self.pending = []
         t_start = torch.stack(cols[0])
-        h = torch.tensor(cols[1], dtype=t_start.dtype, device=t_start.device) if isinstance(cols[1][0], float) else torch.stack(cols[1])
+        if isinstance(cols[1][0], float):
+            h = torch.tensor(cols[1], dtype=t_start.dtype, device=t_start.device)
+        else:
+            h = torch.stack(cols[1])
         S = t_start.shape[0]
         elapsed_end = ((t_start + h - self.t0) * self.direction).detach().reshape(S, -1).T.contiguous()
         # a member that did not advance keeps its previous end, so each row is non-decreasing

@@ -113,7 +113,8 @@ class Saver:
             tmin, tmax = float(times.min()), float(times.max())
             slack = 1e-12 * max(1.0, abs(lo), abs(hi))
             if tmin < lo - slack or tmax > hi + slack:
-                raise ProblemError(f"t must lie within tspan {(t0, t1)} for dense output; got times in [{tmin}, {tmax}]")
+                raise ProblemError(f"t must lie within tspan {(t0, t1)} for dense output; "
+                                   f"got times in [{tmin}, {tmax}]")
             order = torch.argsort((times - t0) * direction)
             values, masks = evaluate_chunks(chunks, solver, t0, direction, times[order], member_shape)
             nan = None
