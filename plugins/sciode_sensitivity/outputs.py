@@ -1,7 +1,7 @@
 """Which recorded step produces each output of the forward solve, and how.
 
 The core loop saves ``saveat`` values by interpolating the step that contains each
-time (``sciode/dense.py``: the first step whose end is at or after the time; the
+time (``sciode/loop/records.py``: the first step whose end is at or after the time; the
 step's end value if the time is at that end, its start value if at its start,
 else the solver's interpolant). To backpropagate through the outputs exactly,
 the replay must compute them the same way; ``assign_outputs`` makes that

@@ -91,7 +91,7 @@ def test_malformed_jacobian_raises_problem_error():
 
 
 def test_core_loop_appends_the_solvers_failure_note():
-    """Core change (sciode/loop.py): a failed solve's message ends with the solver's ``failure_note``."""
+    """Core change (sciode/loop/outcome.py): a failed solve's message ends with the solver's ``failure_note``."""
 
     class Flaky(sciode.Solver):
         name = "flaky_test_solver"
