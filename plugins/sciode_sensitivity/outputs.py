@@ -29,7 +29,8 @@ class OutputRef:
     theta: torch.Tensor | None = None
 
 
-def assign_outputs(log: StepLog, t0: float, direction: float, saveat: torch.Tensor | None, n_out: int) -> dict[int, list[OutputRef]]:
+def assign_outputs(log: StepLog, t0: float, direction: float, saveat: torch.Tensor | None,
+                   n_out: int) -> dict[int, list[OutputRef]]:
     """Map step index -> the outputs it produces."""
     by_step: dict[int, list[OutputRef]] = {}
     if n_out == 0 or len(log) == 0:

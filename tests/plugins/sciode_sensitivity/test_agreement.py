@@ -128,10 +128,12 @@ def test_checkpointed_exact_for_multistep_and_second_order(solver: str) -> None:
     out = []
     for sens in ("backprop", "checkpointed", Checkpointed(n_checkpoints=3)):
         if second:
-            prob = sciode.SecondOrderODEProblem(lambda v, u, p, t: -p**2 * torch.sin(u), torch.tensor([0.0], dtype=torch.float64),
+            prob = sciode.SecondOrderODEProblem(lambda v, u, p, t: -p**2 * torch.sin(u),
+                                                torch.tensor([0.0], dtype=torch.float64),
                                                 torch.tensor([1.0], dtype=torch.float64), (0.0, 2.0), w)
         else:
-            prob = sciode.ODEProblem(lambda u, p, t: -p * torch.sin(u), torch.tensor([1.0, 2.0], dtype=torch.float64), (0.0, 2.0), w)
+            prob = sciode.ODEProblem(lambda u, p, t: -p * torch.sin(u), torch.tensor([1.0, 2.0], dtype=torch.float64),
+                                     (0.0, 2.0), w)
         sol = sciode.solve(prob, solver, dt=0.01, sensealg=sens, saveat=4)
         out.append(grads(sol.u.square().sum(), [w])[0])
     for g in out[1:]:
