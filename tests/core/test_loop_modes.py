@@ -58,6 +58,7 @@ def test_max_steps_returns_max_steps_and_the_partial_trajectory(mode):
     assert int(reached.sum()) >= 2 and bool(reached[0])
     assert float(sol.t[reached].max()) < 10.0
     torch.testing.assert_close(sol.u[reached], exact(sol.t[reached]), rtol=1e-6, atol=1e-12)
+    assert sol.stats["iterations"] == 5  # max_steps bounds the loop's passes
     assert sol.stats["nsteps"] <= 5 * (3 if mode == "per_member" else 1)
 
 
@@ -159,6 +160,8 @@ def test_stats_mean_the_same_in_every_mode(mode):
     assert all(isinstance(stats[key], int) and stats[key] >= 0 for key in STAT_KEYS)
     assert stats["nsteps"] == stats["naccepted"] + stats["nrejected"]  # attempted = accepted + rejected
     assert stats["njac"] == 0 and stats["nlinsolve"] == 0  # explicit solvers
+    if mode != "per_member":  # one clock: every pass of the loop is one step of the batch
+        assert stats["iterations"] == stats["nsteps"]
     if mode == "fixed":
         assert stats["nrejected"] == 0 and stats["naccepted"] == 200
         assert 4 * 200 <= stats["nfe"] <= 4 * 200 + 2
@@ -169,6 +172,7 @@ def test_stats_mean_the_same_in_every_mode(mode):
             assert members[key].shape == (3,) and not members[key].dtype.is_floating_point
             assert int(members[key].sum()) == stats[key]
         assert torch.equal(members["nsteps"], members["naccepted"] + members["nrejected"])
+        assert stats["iterations"] == int(members["nsteps"].max())  # each pass steps every running member once
         # the stiffer member needs more accepted steps
         assert int(members["naccepted"][2]) > int(members["naccepted"][0])
 
