@@ -62,7 +62,8 @@ class SolveFunction(torch.autograd.Function):
 def zero_fill(grads: list[torch.Tensor | None], inputs: list[torch.Tensor],
               needs: tuple[bool, ...]) -> list[torch.Tensor | None]:
     """Zeros for inputs that need a gradient but got none; None for the rest."""
-    return [(g if g is not None else torch.zeros_like(x)) if need else None for g, x, need in zip(grads, inputs, needs)]
+    return [(g if g is not None else torch.zeros_like(x)) if need else None
+            for g, x, need in zip(grads, inputs, needs)]
 
 
 def bridged_solve(run: Run, inputs: DifferentiableInputs) -> sciode.Solution:

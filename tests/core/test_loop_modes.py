@@ -58,19 +58,21 @@ def test_max_steps_returns_max_steps_and_the_partial_trajectory(mode):
     assert int(reached.sum()) >= 2 and bool(reached[0])
     assert float(sol.t[reached].max()) < 10.0
     torch.testing.assert_close(sol.u[reached], exact(sol.t[reached]), rtol=1e-6, atol=1e-12)
+    assert sol.stats["iterations"] == 5  # max_steps bounds the loop's passes
     assert sol.stats["nsteps"] <= 5 * (3 if mode == "per_member" else 1)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_blow_up_is_unstable_for_that_member_only(mode):
-    rates = torch.tensor([[-1.0], [800.0], [-0.5]], dtype=F64)  # member 1 overflows float64 near t = 0.89
-    prob = sciode.ODEProblem(lambda u, p, t: p * u, torch.ones(3, 1, dtype=F64), (0.0, 2.0), rates)
-    sol = run(mode, prob)
+    # float32 and loose tolerances: member 1 overflows (near t = 0.11) after a few hundred steps, not thousands
+    rates = torch.tensor([[-1.0], [800.0], [-0.5]])
+    prob = sciode.ODEProblem(lambda u, p, t: p * u, torch.ones(3, 1), (0.0, 2.0), rates)
+    sol = run(mode, prob, rtol=1e-4, atol=1e-6)
     assert sol.member_retcode(1) is ReturnCode.UNSTABLE, sol.message
     assert sol.member_retcode(0) is ReturnCode.SUCCESS and sol.member_retcode(2) is ReturnCode.SUCCESS
     assert "member (1,)" in sol.message and "non-finite" in sol.message
     assert float(sol.t[-1]) == 2.0
-    torch.testing.assert_close(sol.u[-1, [0, 2], 0], torch.exp(-torch.tensor([2.0, 1.0], dtype=F64)), rtol=1e-6, atol=0)
+    torch.testing.assert_close(sol.u[-1, [0, 2], 0], torch.exp(-torch.tensor([2.0, 1.0])), rtol=1e-3, atol=0)
 
 
 def kink_or_decay(u, p, t):
@@ -158,6 +160,8 @@ def test_stats_mean_the_same_in_every_mode(mode):
     assert all(isinstance(stats[key], int) and stats[key] >= 0 for key in STAT_KEYS)
     assert stats["nsteps"] == stats["naccepted"] + stats["nrejected"]  # attempted = accepted + rejected
     assert stats["njac"] == 0 and stats["nlinsolve"] == 0  # explicit solvers
+    if mode != "per_member":  # one clock: every pass of the loop is one step of the batch
+        assert stats["iterations"] == stats["nsteps"]
     if mode == "fixed":
         assert stats["nrejected"] == 0 and stats["naccepted"] == 200
         assert 4 * 200 <= stats["nfe"] <= 4 * 200 + 2
@@ -168,6 +172,7 @@ def test_stats_mean_the_same_in_every_mode(mode):
             assert members[key].shape == (3,) and not members[key].dtype.is_floating_point
             assert int(members[key].sum()) == stats[key]
         assert torch.equal(members["nsteps"], members["naccepted"] + members["nrejected"])
+        assert stats["iterations"] == int(members["nsteps"].max())  # each pass steps every running member once
         # the stiffer member needs more accepted steps
         assert int(members["naccepted"][2]) > int(members["naccepted"][0])
 
@@ -236,24 +241,27 @@ def test_non_finite_f_at_t0_is_unstable_at_once(mode, value):
     assert sol.stats["nfe"] <= 20, sol.stats
 
 
-@pytest.mark.parametrize("solver, extra", [("rk4", ""), ("tsit5", ", adaptive=False")])
-def test_tiny_fixed_step_with_max_steps_returns_at_once(solver, extra):
-    """A grid of 1e10 steps is never built: MAX_STEPS after 100 steps, memory flat."""
-    code = textwrap.dedent(f"""
+def test_tiny_fixed_step_with_max_steps_returns_at_once():
+    """A grid of 1e10 steps is never built: MAX_STEPS after 100 steps, memory flat (rk4, and tsit5 at a fixed dt)."""
+    code = textwrap.dedent("""
         import resource, tracemalloc, torch, sciode
         resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
         prob = sciode.ODEProblem(lambda u, p, t: -u, torch.ones(4, 1, dtype=torch.float64), (0.0, 10.0))
-        sciode.solve(prob, {solver!r}, dt=1.0{extra})  # the first solve loads the plugins: not the grid's memory
-        tracemalloc.start()
-        sol = sciode.solve(prob, {solver!r}, dt=1e-9, max_steps=100{extra})
-        peak = tracemalloc.get_traced_memory()[1]
-        print(sol.retcode.name, sol.stats["nsteps"], peak)
+        for solver, extra in (("rk4", {}), ("tsit5", {"adaptive": False})):
+            sciode.solve(prob, solver, dt=1.0, max_steps=2, **extra)  # plugins load outside the measurement
+            tracemalloc.start()
+            sol = sciode.solve(prob, solver, dt=1e-9, max_steps=100, **extra)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            print(solver, sol.retcode.name, sol.stats["nsteps"], peak)
     """)
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         pytest.fail("solve with dt=1e-9, max_steps=100 did not return within 60 s")
     assert done.returncode == 0, done.stderr[-2000:]
-    name, nsteps, peak = done.stdout.split()
-    assert name == "MAX_STEPS" and int(nsteps) == 100
-    assert int(peak) < 20 * 2**20, f"peak Python allocation {int(peak) / 2**20:.1f} MiB"
+    lines = done.stdout.split("\n")[:2]
+    for line in lines:
+        solver, name, nsteps, peak = line.split()
+        assert name == "MAX_STEPS" and int(nsteps) == 100, line
+        assert int(peak) < 20 * 2**20, f"{solver}: peak Python allocation {int(peak) / 2**20:.1f} MiB"

@@ -55,8 +55,9 @@ def kink(u, p, t):
 def test_min_step_stops_with_dt_too_small_instead_of_going_below(solver):
     """As Julia's dtmin: a step that would have to be shorter than min_step ends the solve (DT_TOO_SMALL)."""
     prob = sciode.ODEProblem(kink, torch.zeros(1, dtype=F64), (0.0, 2.0))
-    assert sciode.solve(prob, solver, rtol=1e-6, atol=1e-8).retcode is ReturnCode.SUCCESS  # from 1e-4 steps down
-    sol = sciode.solve(prob, solver, rtol=1e-6, atol=1e-8, min_step=1e-3)
+    tolerances = dict(rtol=1e-4, atol=1e-6) if solver == "implicit_euler" else dict(rtol=1e-6, atol=1e-8)
+    assert sciode.solve(prob, solver, **tolerances).retcode is ReturnCode.SUCCESS  # with steps far below 1e-3
+    sol = sciode.solve(prob, solver, min_step=1e-3, **tolerances)
     assert sol.retcode is ReturnCode.DT_TOO_SMALL, sol.message
     assert "min_step" in sol.message
     steps = (sol.t[1:] - sol.t[:-1]).abs()  # low-order methods may need less than 1e-3 from the start: no step then
@@ -66,8 +67,8 @@ def test_min_step_stops_with_dt_too_small_instead_of_going_below(solver):
 
 @pytest.mark.parametrize("solver", NATIVE_ADAPTIVE)
 def test_min_step_below_the_steps_taken_changes_nothing(solver):
-    plain = sciode.solve(decay_problem(), solver, rtol=1e-6, atol=1e-9)
-    bounded = sciode.solve(decay_problem(), solver, rtol=1e-6, atol=1e-9, min_step=1e-8)
+    plain = sciode.solve(decay_problem((0.0, 1.0)), solver, rtol=1e-5, atol=1e-8)
+    bounded = sciode.solve(decay_problem((0.0, 1.0)), solver, rtol=1e-5, atol=1e-8, min_step=1e-8)
     assert torch.equal(plain.t, bounded.t) and torch.equal(plain.u, bounded.u)
 
 
@@ -98,7 +99,7 @@ def dosing_exact(t):
 @pytest.mark.parametrize("solver", ["tsit5", "rodas4", "implicit_euler"])
 def test_tstops_are_hit_exactly_and_resolve_the_kink(solver):
     prob = sciode.ODEProblem(dosing, torch.ones(1, dtype=F64), (0.0, 2.0))
-    tolerances = dict(rtol=1e-6, atol=1e-8) if solver == "implicit_euler" else dict(rtol=1e-8, atol=1e-10)
+    tolerances = dict(rtol=1e-4, atol=1e-6) if solver == "implicit_euler" else dict(rtol=1e-8, atol=1e-10)
     blind = sciode.solve(prob, solver, **tolerances)
     sol = sciode.solve(prob, solver, tstops=[1.0, 1.5], **tolerances)
     assert sol.retcode is ReturnCode.SUCCESS

@@ -104,8 +104,8 @@ def test_example_runs_and_writes_outputs(script, tmp_path):
                                 timeout=TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{script.name} {' '.join(args)} did not finish within {TIMEOUT:.0f} s")
-    assert result.returncode == 0, (
-        f"{script.name} {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    assert result.returncode == 0, (f"{script.name} {' '.join(args)} failed:\n{result.stdout[-2000:]}\n"
+                                    f"{result.stderr[-3000:]}")
     # where the script was told to write; a script without an output option writes to its default place
     roots = [tmp_path] if any(a.startswith("--out") for a in args) else [tmp_path, EXAMPLES / "output"]
     outputs = _new_outputs(roots, start)

@@ -38,16 +38,15 @@ def implicit_solvers(slow: bool) -> list:
     params = []
     for name, kwargs, tol in (("implicit_euler", dict(dt=1e-2, adaptive=False), 3e-2),
                               ("trapezoid", dict(dt=2e-2, adaptive=False), 1e-3)):
-        params.append(pytest.param(name, kwargs, tol,
-                                   marks=[pytest.mark.skipif(name not in names, reason=reason.format(name)), *extra],
-                                   id=name))
+        missing = pytest.mark.skipif(name not in names, reason=reason.format(name))
+        params.append(pytest.param(name, kwargs, tol, marks=[missing, *extra], id=name))
     stiff = sorted(n for n, cls in names.items() if cls.__module__.split(".")[0] == "sciode_implicit"
                    and cls.adaptive and n not in ("implicit_euler", "trapezoid"))
     if stiff:
         params.append(pytest.param(stiff[0], dict(rtol=1e-7, atol=1e-10), 1e-5, marks=extra, id=stiff[0]))
     else:
-        skip = pytest.mark.skip(reason="no adaptive stiff solver registered by sciode_implicit yet")
-        params.append(pytest.param("stiff", {}, 0.0, marks=skip, id="stiff-adaptive"))
+        none = pytest.mark.skip(reason="no adaptive stiff solver registered by sciode_implicit yet")
+        params.append(pytest.param("stiff", {}, 0.0, marks=none, id="stiff-adaptive"))
     return params
 
 
