@@ -188,7 +188,7 @@ class BDF(Solver):
                     candidates.append((q - 1, _ERROR_CONST[q - 1] * D_new[..., q, :]))
                 if q < self.max_order:
                     candidates.append((q + 1, _ERROR_CONST[q + 1] * D_new[..., q + 2, :]))
-                score = float(norm_q.max()) ** (-1 / (q + 1))
+                score = max(float(norm_q.max()), 1e-10) ** (-1 / (q + 1))
                 for order, estimate in candidates:
                     n = rhs.error_norm(estimate, u.detach(), y1.detach())
                     s = float(n.max().clamp_min(1e-10)) ** (-1 / (order + 1))
