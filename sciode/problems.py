@@ -231,7 +231,8 @@ class SecondOrderODEProblem(ODEProblem):
         if v0.shape != u0.shape:
             raise ProblemError(f"v0 and u0 must have the same shape; got v0 {tuple(v0.shape)} and u0 {tuple(u0.shape)}")
         if v0.dtype != u0.dtype or v0.device != u0.device:
-            raise ProblemError(f"v0 and u0 must share dtype and device; got {v0.dtype}/{v0.device} and {u0.dtype}/{u0.device}")
+            raise ProblemError(f"v0 and u0 must share dtype and device; got {v0.dtype}/{v0.device} and "
+                               f"{u0.dtype}/{u0.device}")
         m = u0.shape[-1]
         names = _check_names(state_names, m, "state_names")
         full_names = None if names is None else tuple(f"d{s}" for s in names) + names
@@ -242,7 +243,8 @@ class SecondOrderODEProblem(ODEProblem):
             v, u = state[..., :m], state[..., m:]
             return torch.cat([f(v, u, params, t), v], dim=-1)
 
-        super().__init__(first_order, torch.cat([v0, u0], dim=-1), tspan, p, state_names=full_names, name=name, **metadata)
+        super().__init__(first_order, torch.cat([v0, u0], dim=-1), tspan, p, state_names=full_names, name=name,
+                         **metadata)
         self.state_names = self.state_names or tuple(f"v{i}" for i in range(m)) + tuple(f"u{i}" for i in range(m))
 
     @property

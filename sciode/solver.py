@@ -130,7 +130,8 @@ class Solver:
         """Solve the whole problem (only for ``owns_loop`` solvers); returns a Solution."""
         raise NotImplementedError(f"solver {self.name!r} uses the core loop; it has no run()")
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         """u(t + theta*h) within an accepted step. Default: linear between the ends."""
         return torch.lerp(u0, u1, theta)
 

@@ -127,7 +127,8 @@ class Rosenbrock(Solver):
             err = torch.where(bad, torch.full_like(err, torch.inf), err)
         return StepResult(u1, err, None, dense)
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         """(1 - s) u0 + s (u1 + (1 - s)(K1 + s (K2 + s K3 ...))), by Horner's rule."""
         s1 = 1 - theta
         inner = dense[-1]

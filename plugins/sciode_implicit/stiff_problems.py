@@ -16,7 +16,8 @@ import sciode
 
 
 def robertson(tspan: tuple[float, float] = (0.0, 1e5), k: torch.Tensor | None = None, *,
-              members: int | None = None, dtype: torch.dtype = torch.float64, analytic_jac: bool = True) -> sciode.ODEProblem:
+              members: int | None = None, dtype: torch.dtype = torch.float64,
+              analytic_jac: bool = True) -> sciode.ODEProblem:
     """y1' = -k1 y1 + k3 y2 y3, y2' = k1 y1 - k2 y2^2 - k3 y2 y3, y3' = k2 y2^2.
 
     ``k``: rate constants (k1, k2, k3), shape (3,) or (*batch, 3) for an ensemble
@@ -153,7 +154,7 @@ def brusselator_1d(n: int = 500, alpha: float | torch.Tensor = 0.02, tspan: tupl
 
 
 def _periodic_stencil(n: int) -> torch.Tensor:
-    """The pattern of a periodic 5-point Laplacian on an n x n grid with 2 species per point, as a sparse bool tensor."""
+    """The pattern of a periodic 5-point Laplacian on an n x n grid, 2 species per point (sparse bool)."""
     idx = torch.arange(n * n).reshape(n, n)
     neighbours = [idx, idx.roll(1, 0), idx.roll(-1, 0), idx.roll(1, 1), idx.roll(-1, 1)]
     rows, cols = [], []
@@ -197,7 +198,8 @@ def brusselator_2d(n: int = 64, tspan: tuple[float, float] = (0.0, 11.5), *, dty
 # POLLU (Verwer 1994; the Test Set for IVP Solvers): 25 reactions of 20 species, as data.
 # Each reaction: (rate constant, reactants (0-based species), {species: net change}).
 _POLLU = (
-    (0.35, (0,), {0: -1, 1: 1, 2: 1}), (26.6, (1, 3), {1: -1, 3: -1, 0: 1}), (1.23e4, (4, 1), {4: -1, 1: -1, 0: 1, 5: 1}),
+    (0.35, (0,), {0: -1, 1: 1, 2: 1}), (26.6, (1, 3), {1: -1, 3: -1, 0: 1}),
+    (1.23e4, (4, 1), {4: -1, 1: -1, 0: 1, 5: 1}),
     (8.6e-4, (6,), {6: -1, 4: 2, 7: 1}), (8.2e-4, (6,), {6: -1, 7: 1}), (1.5e4, (6, 5), {6: -1, 5: -1, 4: 1, 7: 1}),
     (1.3e-4, (8,), {8: -1, 4: 1, 7: 1, 9: 1}), (2.4e4, (8, 5), {8: -1, 5: -1, 10: 1}),
     (1.65e4, (10, 1), {10: -1, 1: -1, 0: 1, 9: 1, 11: 1}), (9.0e3, (10, 0), {10: -1, 0: -1, 12: 1}),
@@ -205,7 +207,8 @@ _POLLU = (
     (1.88, (13,), {13: -1, 4: 1, 6: 1}), (1.63e4, (0, 5), {0: -1, 5: -1, 14: 1}), (4.8e6, (2,), {2: -1, 3: 1}),
     (3.5e-4, (3,), {3: -1, 15: 1}), (0.0175, (3,), {3: -1, 2: 1}), (1.0e8, (15,), {15: -1, 5: 2}),
     (4.44e11, (15,), {15: -1, 2: 1}), (1240.0, (16, 5), {16: -1, 5: -1, 4: 1, 17: 1}), (2.1, (18,), {18: -1, 1: 1}),
-    (5.78, (18,), {18: -1, 0: 1, 2: 1}), (0.0474, (0, 3), {0: -1, 3: -1, 18: 1}), (1780.0, (18, 0), {18: -1, 0: -1, 19: 1}),
+    (5.78, (18,), {18: -1, 0: 1, 2: 1}), (0.0474, (0, 3), {0: -1, 3: -1, 18: 1}),
+    (1780.0, (18, 0), {18: -1, 0: -1, 19: 1}),
     (3.12, (19,), {19: -1, 0: 1, 18: 1}),
 )
 _POLLU_U0 = {1: 0.2, 3: 0.04, 6: 0.1, 7: 0.3, 8: 0.01, 16: 0.007}

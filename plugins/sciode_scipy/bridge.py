@@ -167,7 +167,8 @@ class ScipySolver(Solver):
             ts = times.detach().cpu().double().numpy()
             slack = 1e-12 * max(1.0, abs(lo), abs(hi))
             if ts.min() < lo - slack or ts.max() > hi + slack:
-                raise ProblemError(f"t must lie within tspan {problem.tspan} for dense output; got [{ts.min()}, {ts.max()}]")
+                raise ProblemError(f"t must lie within tspan {problem.tspan} for dense output; "
+                                   f"got [{ts.min()}, {ts.max()}]")
             values = np.stack([ScipySolver._member_values(r, ts, True) for r in results], axis=1)
             return torch.as_tensor(values, dtype=dtype, device=device).reshape((len(ts),) + batch + (n,))
 

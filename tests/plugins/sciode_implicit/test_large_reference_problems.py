@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from scipy.integrate import solve_ivp
+from test_reference_problems import PROBLEMS, REFERENCES
 
 import sciode
 from sciode_implicit import stiff_problems
-from test_reference_problems import PROBLEMS, REFERENCES
 
 # The Test Set for IVP Solvers (Bari), POLLU at t = 60: RADAU5 in extended precision.
 POLLU_REFERENCE = [
