@@ -26,8 +26,10 @@ implicit-function-theorem step), and the difference update is differentiable.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import numpy as np
 import torch
 
 from sciode import RHS, ProblemError, Solver, StepResult
@@ -44,22 +46,34 @@ _ALPHA = tuple((1 - k) * g for k, g in zip(_KAPPA, _GAMMA))
 _ERROR_CONST = tuple(k * g + 1 / (q + 1) for q, (k, g) in enumerate(zip(_KAPPA, _GAMMA)))
 
 
-def _r_matrix(order: int, factor: torch.Tensor) -> torch.Tensor:
+def _r_matrix(order: int, factor: np.ndarray) -> np.ndarray:
     """Shampine & Reichelt's R(order, factor): (..., q+1, q+1) for factor shaped (..., 1, 1)."""
-    i = torch.arange(1, order + 1, dtype=factor.dtype, device=factor.device)[:, None]
-    j = torch.arange(1, order + 1, dtype=factor.dtype, device=factor.device)[None, :]
-    m = torch.zeros(factor.shape[:-2] + (order + 1, order + 1), dtype=factor.dtype, device=factor.device)
+    i = np.arange(1, order + 1)[:, None]
+    j = np.arange(1, order + 1)[None, :]
+    m = np.zeros(factor.shape[:-2] + (order + 1, order + 1))
     m[..., 1:, 1:] = (i - 1 - factor * j) / i
     m[..., 0, :] = 1.0
-    return torch.cumprod(m, dim=-2)
+    return np.cumprod(m, axis=-2)
+
+
+@functools.lru_cache(maxsize=None)
+def _u_matrix(order: int) -> np.ndarray:
+    return _r_matrix(order, np.ones((1, 1)))
 
 
 def _rescale(D: torch.Tensor, order: int, factor: Any) -> torch.Tensor:
-    """The differences D (*batch, K, n) re-interpolated onto a grid with step ``factor`` times the old one."""
-    f = torch.as_tensor(factor, dtype=D.dtype, device=D.device)
-    f = f.reshape(f.shape + (1, 1)) if f.ndim == 0 else f.unsqueeze(-1)  # (*batch, 1) -> (*batch, 1, 1)
-    RU = _r_matrix(order, f) @ _r_matrix(order, torch.ones_like(f))
-    head = RU.transpose(-1, -2) @ D[..., : order + 1, :]
+    """The differences D (*batch, K, n) re-interpolated onto a grid with step ``factor`` times the old one.
+
+    The small (q+1) x (q+1) matrices are built in NumPy (a few microseconds, where torch would
+    spend a dozen op dispatches); one batched matmul applies them.
+    """
+    if isinstance(factor, torch.Tensor):
+        f = factor.detach().cpu().double().numpy()[..., None]  # (*batch, 1) -> (*batch, 1, 1)
+    else:
+        f = np.full((1, 1), float(factor))
+    RU = _r_matrix(order, f) @ _u_matrix(order)
+    mix = torch.as_tensor(np.swapaxes(RU, -1, -2), dtype=D.dtype, device=D.device)
+    head = mix @ D[..., : order + 1, :]
     return torch.cat([head, D[..., order + 1 :, :]], dim=-2)
 
 
@@ -81,7 +95,8 @@ class BDF(Solver):
                  krylov_maxiter: int = KrylovOptions.maxiter) -> None:
         for name, value in (("order", order), ("max_order", max_order)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5):
-                raise ProblemError(f"{name} must be an int in 1..5{' or None' if name == 'order' else ''}; got {value!r}")
+                extra = " or None" if name == "order" else ""
+                raise ProblemError(f"{name} must be an int in 1..5{extra}; got {value!r}")
         if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
             raise ProblemError(f"max_iters must be a positive int; got {max_iters!r}")
         if not isinstance(refactor_ratio, (int, float)) or not 0 <= refactor_ratio < 1:
@@ -90,6 +105,7 @@ class BDF(Solver):
         self.max_iters, self.refactor_ratio = max_iters, float(refactor_ratio)
         self.linear = LinsolveOptions.build(linsolve, preconditioner, krylov_tol, krylov_restart, krylov_maxiter)
         self.failure_note = ""
+        self._weights: dict[tuple, torch.Tensor] = {}
 
     def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> dict[str, Any]:
         self.failure_note = ""
@@ -124,8 +140,7 @@ class BDF(Solver):
         t1 = stage_time(rhs, t, dt, 1.0, 0)
         c = dt / _ALPHA[q]
         y_pred = D[..., : q + 1, :].sum(-2)
-        gammas = torch.tensor(_GAMMA[1 : q + 1], dtype=u.dtype, device=u.device)
-        psi = (gammas[:, None] * D[..., 1 : q + 1, :]).sum(-2) / _ALPHA[q]
+        psi = self._psi_weights(q, u) @ D[..., 1 : q + 1, :]
         tol = newton_tolerance(rhs.rtol, u.dtype)
         J, fresh = state["J"], state["fresh"]
         with torch.no_grad():
@@ -165,6 +180,14 @@ class BDF(Solver):
         mask = (torch.arange(MAX_ORDER, device=u.device) < q).to(u.dtype)[:, None]
         return StepResult(y1, err, new_state, (D_new[..., 1 : MAX_ORDER + 1, :] * mask,))
 
+    def _psi_weights(self, q: int, u: torch.Tensor) -> torch.Tensor:
+        """gamma_j / alpha_q, j = 1 .. q, as a tensor built once per (order, dtype, device)."""
+        key = (q, u.dtype, u.device)
+        if key not in self._weights:
+            weights = [g / _ALPHA[q] for g in _GAMMA[1 : q + 1]]
+            self._weights[key] = torch.tensor(weights, dtype=u.dtype, device=u.device)
+        return self._weights[key]
+
     @staticmethod
     def _update(D: torch.Tensor, d: torch.Tensor, q: int) -> torch.Tensor:
         """Differences after an accepted step: D[q+2] = d - D[q+1], D[q+1] = d, D[i] += D[i+1] for i <= q."""
@@ -188,7 +211,7 @@ class BDF(Solver):
                     candidates.append((q - 1, _ERROR_CONST[q - 1] * D_new[..., q, :]))
                 if q < self.max_order:
                     candidates.append((q + 1, _ERROR_CONST[q + 1] * D_new[..., q + 2, :]))
-                score = float(norm_q.max()) ** (-1 / (q + 1))
+                score = max(float(norm_q.max()), 1e-10) ** (-1 / (q + 1))
                 for order, estimate in candidates:
                     n = rhs.error_norm(estimate, u.detach(), y1.detach())
                     s = float(n.max().clamp_min(1e-10)) ** (-1 / (order + 1))
@@ -198,7 +221,8 @@ class BDF(Solver):
             ratio = target / norm_q.clamp_min(1e-10)
         return best, err * ratio
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         """u1 + sum_j D_j prod_{i<j} (theta - 1 + i) / (i + 1): the order-q polynomial through the history."""
         (D,) = dense
         out, prod = u1, None

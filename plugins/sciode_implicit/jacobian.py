@@ -90,7 +90,8 @@ def _functional_vjps(rhs: RHS, x: torch.Tensor, tt: torch.Tensor, time_in_pass: 
     return tuple(vmap(pullback)(basis))
 
 
-def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool, create_graph: bool) -> tuple[torch.Tensor, Any]:
+def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool,
+              create_graph: bool) -> tuple[torch.Tensor, Any]:
     n = u.shape[-1]
     # df/dt per member from the same backward pass: t must carry the member dims. A shared
     # 0-d clock over a batch is expanded to (*batch, 1) if f accepts that (as it must under
@@ -101,7 +102,8 @@ def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool, creat
         x = u if (create_graph and u.requires_grad) else u.detach().requires_grad_()
         tt = t
         if time_in_pass:
-            tt = t.detach().expand(u.shape[:-1] + (1,)).clone().requires_grad_() if expand else t.detach().requires_grad_()
+            tt = t.detach().expand(u.shape[:-1] + (1,)).clone() if expand else t.detach()
+            tt.requires_grad_()
         try:
             try:
                 y = rhs.f(x, rhs.p, tt)
@@ -113,7 +115,8 @@ def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool, creat
                 setattr(rhs, _CLOCK_ATTR, False)  # f needs its shared 0-d clock: df/dt by forward mode
                 expand, time_in_pass, tt = False, False, t
                 y = rhs.f(x, rhs.p, tt)
-            basis = torch.eye(n, dtype=u.dtype, device=u.device).reshape((n,) + (1,) * (u.ndim - 1) + (n,)).expand((n,) + u.shape)
+            eye = torch.eye(n, dtype=u.dtype, device=u.device)
+            basis = eye.reshape((n,) + (1,) * (u.ndim - 1) + (n,)).expand((n,) + u.shape)
             if not y.requires_grad:  # f depends on neither u nor t (a zero or constant field): J = 0
                 grads = (None, None)
             elif create_graph:

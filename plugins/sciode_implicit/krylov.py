@@ -95,7 +95,7 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
     floor = beta * torch.finfo(b.dtype).eps ** 0.5  # a stalled member this close counts as converged
     converged = beta <= tol
     while done < maxiter and not bool(converged.all()):
-        m = min(restart, maxiter - done)
+        m = min(restart, maxiter - done, b.shape[-1])  # a Krylov space cannot outgrow the state
         V = b.new_zeros(b.shape[:-1] + (m + 1, b.shape[-1]))
         H = b.new_zeros(b.shape[:-1] + (m + 1, m))
         V[..., 0, :] = r / beta.clamp_min(tiny)
@@ -118,7 +118,8 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
             Hk, gk = H[..., : k + 2, : k + 1], rhs_ls[..., : k + 2, :]
             y = torch.linalg.lstsq(Hk, gk).solution
             residual = _norm((gk - Hk @ y).squeeze(-1))
-            if bool(((residual <= tol) | converged).all()):
+            exhausted = h_next <= 1e3 * torch.finfo(b.dtype).eps * beta  # breakdown: the space is invariant
+            if bool(((residual <= tol) | converged | exhausted).all()):
                 break
         done += k + 1
         update = (V[..., : k + 1, :].transpose(-1, -2) @ y).squeeze(-1)

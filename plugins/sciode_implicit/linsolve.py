@@ -10,7 +10,8 @@
   (with ``linsolve="sparse"`` its first result's entries make the pattern).
 
 Structured Jacobians come from the Problem's ``jac`` (dense or sparse tensors, gathered onto the
-pattern) or, by default, from colored derivative products: one per color (``coloring.py``). With a mass matrix M the factored matrix is M - scale*J; its entries join
+pattern) or, by default, from colored derivative products: one per color (``coloring.py``).
+With a mass matrix M the factored matrix is M - scale*J; its entries join
 the pattern. One ``LinearSystem`` is built per solve and kept on the RHS.
 """
 from __future__ import annotations

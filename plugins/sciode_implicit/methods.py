@@ -17,7 +17,8 @@ class ImplicitEuler(ThetaSolver):
 class Trapezoid(ThetaSolver):
     name = "trapezoid"
     method = coefficients.TRAPEZOID
-    summary = "Trapezoid rule (Crank-Nicolson), order 2, A-stable; Newton on a batched Jacobian; fixed or adaptive step."
+    summary = ("Trapezoid rule (Crank-Nicolson), order 2, A-stable; Newton on a batched Jacobian; fixed or "
+               "adaptive step.")
     reference = "Hairer & Wanner, Solving ODEs II, IV.3; Hairer, Norsett & Wanner, Solving ODEs I, II.7"
 
 

@@ -88,11 +88,12 @@ class Rosenbrock(Solver):
 
     def _linearize(self, rhs: RHS, system: Any, t: torch.Tensor, u: torch.Tensor, grad: bool) -> tuple[Any, Any]:
         """J and df/dt at the step start; a retry from the same (t, u) after a rejection reuses them."""
-        start = self._start
-        if start is not None and torch.equal(start[1], t) and (start[0] is u or torch.equal(start[0], u)):
-            return start[2], start[3]
+        start = self._start  # (u, t, grad, J, df/dt): a J with a graph only serves a step that backprops
+        if (start is not None and start[2] == grad and torch.equal(start[1], t)
+                and (start[0] is u or torch.equal(start[0], u))):
+            return start[3], start[4]
         J, ft = system.jacobian(rhs, t, u if grad else u.detach(), with_time=True, create_graph=grad)
-        self._start = (u, t.detach().clone(), J, ft)
+        self._start = (u, t.detach().clone(), grad, J, ft)
         return J, ft
 
     def step(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, dt: Any, state: Any) -> StepResult:
@@ -127,7 +128,8 @@ class Rosenbrock(Solver):
             err = torch.where(bad, torch.full_like(err, torch.inf), err)
         return StepResult(u1, err, None, dense)
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         """(1 - s) u0 + s (u1 + (1 - s)(K1 + s (K2 + s K3 ...))), by Horner's rule."""
         s1 = 1 - theta
         inner = dense[-1]

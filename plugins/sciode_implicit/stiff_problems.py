@@ -16,7 +16,8 @@ import sciode
 
 
 def robertson(tspan: tuple[float, float] = (0.0, 1e5), k: torch.Tensor | None = None, *,
-              members: int | None = None, dtype: torch.dtype = torch.float64, analytic_jac: bool = True) -> sciode.ODEProblem:
+              members: int | None = None, dtype: torch.dtype = torch.float64,
+              analytic_jac: bool = True) -> sciode.ODEProblem:
     """y1' = -k1 y1 + k3 y2 y3, y2' = k1 y1 - k2 y2^2 - k3 y2 y3, y3' = k2 y2^2.
 
     ``k``: rate constants (k1, k2, k3), shape (3,) or (*batch, 3) for an ensemble
@@ -150,3 +151,88 @@ def brusselator_1d(n: int = 500, alpha: float | torch.Tensor = 0.02, tspan: tupl
 
     return sciode.ODEProblem(f, u0, tspan, p, jac_prototype=sciode.Banded(2, 2) if structure else None,
                              name=f"Brusselator 1-D, N={n}")
+
+
+def _periodic_stencil(n: int) -> torch.Tensor:
+    """The pattern of a periodic 5-point Laplacian on an n x n grid, 2 species per point (sparse bool)."""
+    idx = torch.arange(n * n).reshape(n, n)
+    neighbours = [idx, idx.roll(1, 0), idx.roll(-1, 0), idx.roll(1, 1), idx.roll(-1, 1)]
+    rows, cols = [], []
+    for s_row in range(2):
+        for s_col in range(2):
+            targets = neighbours if s_row == s_col else [idx]  # diffusion within a species, reaction at the point
+            for nb in targets:
+                rows.append(2 * idx.reshape(-1) + s_row)
+                cols.append(2 * nb.reshape(-1) + s_col)
+    rows, cols = torch.cat(rows), torch.cat(cols)
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.ones_like(rows, dtype=torch.bool),
+                                   (2 * n * n, 2 * n * n), check_invariants=False).coalesce()
+
+
+def brusselator_2d(n: int = 64, tspan: tuple[float, float] = (0.0, 11.5), *, dtype: torch.dtype = torch.float64,
+                   structure: bool = True) -> sciode.ODEProblem:
+    """The 2-D Brusselator on a periodic n x n grid (the SciML / SUNDIALS benchmark form), 2 n^2 states
+    (u, v interleaved per grid point): u' = alpha lap u + B + u^2 v - (A + 1) u + forcing, v' = alpha lap v
+    + A u - u^2 v, A = 3.4, B = 1, alpha = 10 / dx^2 with dx = 1 / (n - 1); the forcing 5 switches on at
+    t = 1.1 in the disk of radius 0.1 around (0.3, 0.6). u0 = 22 (y (1 - y))^1.5, v0 = 27 (x (1 - x))^1.5.
+    ``structure``: give the sparse 5-point pattern as ``jac_prototype``."""
+    x = torch.linspace(0, 1, n, dtype=dtype)
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    u0 = torch.stack([22 * (Y * (1 - Y)) ** 1.5, 27 * (X * (1 - X)) ** 1.5], -1).reshape(2 * n * n)
+    disk = (((X - 0.3) ** 2 + (Y - 0.6) ** 2) <= 0.01).to(dtype)
+    alpha = torch.tensor(10.0 * (n - 1) ** 2, dtype=dtype)
+
+    def f(y, a, t):
+        y = y.reshape(y.shape[:-1] + (n, n, 2))
+        lap = y.roll(1, -3) + y.roll(-1, -3) + y.roll(1, -2) + y.roll(-1, -2) - 4 * y
+        uu, vv = y[..., 0], y[..., 1]
+        r = uu * uu * vv
+        force = 5.0 * disk * (t >= 1.1).to(y.dtype)
+        react = torch.stack([1.0 + r - 4.4 * uu + force, 3.4 * uu - r], -1)
+        return (react + a * lap).reshape(y.shape[:-3] + (2 * n * n,))
+
+    return sciode.ODEProblem(f, u0, tspan, alpha, jac_prototype=_periodic_stencil(n) if structure else None,
+                             name=f"Brusselator 2-D, {n}x{n}")
+
+
+# POLLU (Verwer 1994; the Test Set for IVP Solvers): 25 reactions of 20 species, as data.
+# Each reaction: (rate constant, reactants (0-based species), {species: net change}).
+_POLLU = (
+    (0.35, (0,), {0: -1, 1: 1, 2: 1}), (26.6, (1, 3), {1: -1, 3: -1, 0: 1}),
+    (1.23e4, (4, 1), {4: -1, 1: -1, 0: 1, 5: 1}),
+    (8.6e-4, (6,), {6: -1, 4: 2, 7: 1}), (8.2e-4, (6,), {6: -1, 7: 1}), (1.5e4, (6, 5), {6: -1, 5: -1, 4: 1, 7: 1}),
+    (1.3e-4, (8,), {8: -1, 4: 1, 7: 1, 9: 1}), (2.4e4, (8, 5), {8: -1, 5: -1, 10: 1}),
+    (1.65e4, (10, 1), {10: -1, 1: -1, 0: 1, 9: 1, 11: 1}), (9.0e3, (10, 0), {10: -1, 0: -1, 12: 1}),
+    (0.022, (12,), {12: -1, 0: 1, 10: 1}), (1.2e4, (9, 1), {9: -1, 1: -1, 0: 1, 13: 1}),
+    (1.88, (13,), {13: -1, 4: 1, 6: 1}), (1.63e4, (0, 5), {0: -1, 5: -1, 14: 1}), (4.8e6, (2,), {2: -1, 3: 1}),
+    (3.5e-4, (3,), {3: -1, 15: 1}), (0.0175, (3,), {3: -1, 2: 1}), (1.0e8, (15,), {15: -1, 5: 2}),
+    (4.44e11, (15,), {15: -1, 2: 1}), (1240.0, (16, 5), {16: -1, 5: -1, 4: 1, 17: 1}), (2.1, (18,), {18: -1, 1: 1}),
+    (5.78, (18,), {18: -1, 0: 1, 2: 1}), (0.0474, (0, 3), {0: -1, 3: -1, 18: 1}),
+    (1780.0, (18, 0), {18: -1, 0: -1, 19: 1}),
+    (3.12, (19,), {19: -1, 0: 1, 18: 1}),
+)
+_POLLU_U0 = {1: 0.2, 3: 0.04, 6: 0.1, 7: 0.3, 8: 0.01, 16: 0.007}
+
+
+def pollu(tspan: tuple[float, float] = (0.0, 60.0), *, dtype: torch.dtype = torch.float64) -> sciode.ODEProblem:
+    """POLLU, the 20-species air-pollution chemistry of the Hairer-Wanner / Bari test set (Verwer 1994)."""
+    k = torch.tensor([r[0] for r in _POLLU], dtype=dtype)
+    stoich = torch.zeros(len(_POLLU), 20, dtype=dtype)
+    for j, (_, _, change) in enumerate(_POLLU):
+        for species, amount in change.items():
+            stoich[j, species] = amount
+    first = [r[1][0] for r in _POLLU]
+    second = [r[1][1] if len(r[1]) > 1 else None for r in _POLLU]
+    pairs = torch.tensor([s for s in second if s is not None])
+    has_second = torch.tensor([s is not None for s in second])
+
+    def f(u, p, t):
+        rates = p * u[..., first]
+        rates = rates.clone()
+        rates[..., has_second] = rates[..., has_second] * u[..., pairs]
+        return rates @ stoich
+
+    u0 = torch.zeros(20, dtype=dtype)
+    for i, v in _POLLU_U0.items():
+        u0[i] = v
+    return sciode.ODEProblem(f, u0, tspan, k, name="POLLU")

@@ -154,7 +154,8 @@ class ThetaSolver(Solver):
             est = torch.where(have, third, est)
         return fact.solve(est)
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         if dense is None:
             return torch.lerp(u0, u1, theta)
         f0, f1 = dense

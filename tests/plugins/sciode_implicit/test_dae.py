@@ -74,7 +74,8 @@ def test_pendulum_index1_dae_batch():
         return torch.stack([-x + y, y - p[..., 0] * x], -1)
 
     u0 = torch.cat([torch.ones(2, 1, dtype=torch.float64), c], -1)
-    prob = sciode.ODEProblem(f, u0, (0.0, 2.0), c, mass_matrix=torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64)))
+    mass = torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    prob = sciode.ODEProblem(f, u0, (0.0, 2.0), c, mass_matrix=mass)
     for stepping in ("shared", "per_member"):
         sol = sciode.solve(prob, "rodas5p", rtol=1e-8, atol=1e-10, stepping=stepping, saveat=10)
         assert float((sol.u[..., 1] - c[:, 0] * sol.u[..., 0]).abs().max()) <= 1e-10

@@ -51,7 +51,8 @@ def test_backprop_matches_finite_differences(solver, kw):
             fd = (_loss(*shifted[0], solver, **kw) - _loss(*shifted[1], solver, **kw)) / (2 * eps)
             ad = (g * v).sum()
             rel = float((ad - fd).abs() / fd.abs())
-            print(f"{solver} {kw}: input {which}: backprop {float(ad):.10g}, central FD {float(fd):.10g}, rel {rel:.1e}")
+            print(f"{solver} {kw}: input {which}: backprop {float(ad):.10g}, central FD {float(fd):.10g}, "
+                  f"rel {rel:.1e}")
             assert rel < 1e-6
 
 

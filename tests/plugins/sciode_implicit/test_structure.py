@@ -98,6 +98,7 @@ def test_every_linsolve_gives_the_same_solution(solver):
     assert ends["gmres"].stats["nkrylov"] > 0 and ends["dense"].stats["nkrylov"] == 0
 
 
+@pytest.mark.slow
 def test_every_linsolve_on_the_brusselator():
     prob = stiff_problems.brusselator_1d(50)
     ref = sciode.solve(prob, "rodas5p", linsolve="dense", rtol=1e-8, atol=1e-8, saveat=[0.0, 10.0]).u[-1]
@@ -116,6 +117,23 @@ def _fd_check(loss, x, h=1e-6):
     return float((g * v).sum()), float(fd)
 
 
+@pytest.mark.parametrize("solver", ["rodas5p", "implicit_euler"])
+def test_gmres_gradients_small(solver):
+    """The fast gmres gradient check (the full one is slow): a 4-state system, a few steps."""
+    A = torch.tensor([[-50.0, 1.0, 0, 0], [1.0, -5.0, 1.0, 0], [0, 1.0, -1.0, 0.5], [0, 0, 0.5, -2.0]],
+                     dtype=torch.float64)
+    f = lambda u, c, t: c * (u @ A.T) + torch.sin(t)  # noqa: E731
+    u0 = torch.ones(2, 4, dtype=torch.float64)
+
+    def loss(c):
+        prob = sciode.ODEProblem(f, u0, (0.0, 0.2), c, jvp=_exact_jvp(f))
+        sol = sciode.solve(prob, solver, linsolve="gmres", dt=0.05, adaptive=False, krylov_tol=1e-10)
+        return (sol.u[-1] ** 2).sum()
+
+    ad, fd = _fd_check(loss, torch.tensor(1.1, dtype=torch.float64))
+    assert abs(ad - fd) <= 1e-6 * abs(fd), (ad, fd)
+
+
 def _exact_jvp(f):
     """gmres's default products are difference quotients, whose round-off noise would swamp a
     finite-difference check of the gradient: the gradient tests give the exact jvp."""
@@ -123,7 +141,7 @@ def _exact_jvp(f):
 
 
 @pytest.mark.parametrize("solver", ["rodas5p", "implicit_euler"])
-@pytest.mark.parametrize("linsolve", LINSOLVES)
+@pytest.mark.parametrize("linsolve", ["dense", "banded", "sparse", pytest.param("gmres", marks=pytest.mark.slow)])
 def test_gradients_with_every_linsolve(solver, linsolve):
     f, u0, p, band = _stiff_linear(batch=(2,))
     jvp = _exact_jvp(f) if linsolve == "gmres" else None
@@ -143,6 +161,7 @@ def test_gradients_with_every_linsolve(solver, linsolve):
         assert abs(ad - fd) <= 1e-6 * abs(fd), (ad, fd)
 
 
+@pytest.mark.slow
 def test_gradients_on_the_brusselator_every_linsolve():
     alpha = torch.tensor(0.02, dtype=torch.float64)
 
