@@ -111,14 +111,16 @@ class Rosenbrock(Solver):
         u1, err, k1, k2 = u + out[0], out[1], out[2], out[3]
         if fact.any_bad:
             bad = fact.bad[..., None]
-            reason = ("the Jacobian df/du has non-finite entries" if bool((~torch.isfinite(J.detach())).any())
-                      else "the matrix I - gamma*h*J is singular")
-            if not (isinstance(dt, float) and self.failure_note):  # first failure at a fixed step, else latest
-                self.failure_note = failure_note(reason, bad, t, u)
+            if not torch.compiler.is_compiling():  # the note needs host syncs; a compiled step skips it
+                reason = ("the Jacobian df/du has non-finite entries" if bool((~torch.isfinite(J.detach())).any())
+                          else "the matrix I - gamma*h*J is singular")
+                if not (isinstance(dt, float) and self.failure_note):  # first failure at a fixed step, else latest
+                    self.failure_note = failure_note(reason, bad, t, u)
             err = torch.where(bad, torch.full_like(err, torch.inf), err)
         return StepResult(u1, err, None, (k1, k2))
 
-    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> torch.Tensor:
+    def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                    dense: Any) -> torch.Tensor:
         k1, k2 = dense
         s1 = 1 - theta
         return s1 * u0 + theta * (u1 + s1 * (k1 + theta * k2))

@@ -69,10 +69,22 @@ def _compiled_graph(mode: str) -> Any:
 _CANNOT_COMPILE = (torch._dynamo.exc.TorchDynamoException, torch._dynamo.exc.FailOnRecompileLimitHit)
 
 
+#: (solver class, clock class, f) that failed to compile in this process: later solves skip the attempt
+_breaks: dict[tuple[Any, ...], str] = {}
+
+
 def _reason(exc: BaseException) -> str:
+    """The compiler's first line, and the last user-code location it names (where the graph breaks)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    text = text if len(text) <= 240 else text[:237] + "..."
+    where = [line for line in lines if line.startswith('File "')]
+    return f"{text}; at {where[-1]}" if where else text
+
+
+def _key(clock: Any, solver: Solver, rhs: RHS) -> tuple[Any, ...]:
+    f = rhs.problem.f
+    return type(solver), type(clock), getattr(f, "__code__", None) or type(f)
 
 
 class CompiledAttempt(Attempt):
@@ -84,7 +96,8 @@ class CompiledAttempt(Attempt):
         self.graph = _compiled_graph(mode)
         self.graph_rhs = GraphRHS(rhs.problem, rhs.rtol, rhs.atol, rhs.norm)
         self.cudagraphs = mode == "reduce-overhead" and rhs.problem.u0.device.type == "cuda"
-        self.eager = False
+        self.key = _key(clock, solver, rhs)
+        self.eager = self.key in _breaks
         self._steps: dict[float, torch.Tensor] = {}
 
     def _step_tensor(self, step: Any) -> torch.Tensor:
@@ -110,9 +123,11 @@ class CompiledAttempt(Attempt):
                                        self._step_tensor(step))
         except _CANNOT_COMPILE as exc:
             self.eager = True
+            _breaks[self.key] = reason = _reason(exc)
             name = getattr(self.solver, "name", type(self.solver).__name__)
             warnings.warn(f"compile=True: the step of solver {name!r} on this f cannot be compiled as one graph "
-                          f"({_reason(exc)}); this solve runs eagerly", CompileWarning, stacklevel=4)
+                          f"({reason}); it runs eagerly (in this process, for every solve of this solver and f)",
+                          CompileWarning, stacklevel=4)
             return super().__call__(st, step)
         if self.cudagraphs:  # the next replay overwrites the graph's outputs
             res, measured = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, (res, measured))
