@@ -10,7 +10,7 @@ import torch
 
 from .errors import ProblemError
 from .loop import LoopOptions, PIController, check_events, integrate
-from .loop.attempt import COMPILE_MODES, compile_mode
+from .loop.attempt import COMPILE_MODES, CompileWarning, compile_mode
 from .problems import ODEProblem, SDEProblem
 from .registry import registry
 from .sensitivity import Sensitivity
@@ -60,7 +60,8 @@ def resolve_sensitivity(sensealg: str | Sensitivity | None) -> Sensitivity | Non
         return sensealg
     if isinstance(sensealg, str):
         return registry.get("sensitivity", sensealg, "sensealg")()
-    raise ProblemError(f"sensealg must be None, a registered name or a sciode.Sensitivity; got {type(sensealg).__name__}")
+    raise ProblemError("sensealg must be None, a registered name or a sciode.Sensitivity; "
+                       f"got {type(sensealg).__name__}")
 
 
 def _saveat(saveat: Any, problem: ODEProblem) -> torch.Tensor | None:
@@ -88,7 +89,8 @@ def _saveat(saveat: Any, problem: ODEProblem) -> torch.Tensor | None:
         except (TypeError, ValueError) as exc:
             raise ProblemError(f"saveat must hold real numbers; got {saveat!r}") from exc
     else:
-        raise ProblemError(f"saveat must be None, a number of intervals or a 1-D sequence of times; got {type(saveat).__name__}")
+        raise ProblemError("saveat must be None, a number of intervals or a 1-D sequence of times; "
+                           f"got {type(saveat).__name__}")
     if times.ndim != 1 or times.numel() == 0:
         raise ProblemError(f"saveat must be a non-empty 1-D sequence of times; got shape {tuple(times.shape)}")
     if not bool(torch.isfinite(times).all()):
@@ -96,7 +98,8 @@ def _saveat(saveat: Any, problem: ODEProblem) -> torch.Tensor | None:
     lo, hi = min(t0, t1), max(t0, t1)
     slack = 1e-12 * max(1.0, abs(lo), abs(hi))
     if float(times.min()) < lo - slack or float(times.max()) > hi + slack:
-        raise ProblemError(f"saveat times must lie within tspan {problem.tspan}; got [{float(times.min())}, {float(times.max())}]")
+        raise ProblemError(f"saveat times must lie within tspan {problem.tspan}; "
+                           f"got [{float(times.min())}, {float(times.max())}]")
     steps = (times[1:] - times[:-1]) * problem.direction
     if bool((steps <= 0).any()):
         order = "increasing" if problem.direction > 0 else "decreasing (t1 < t0)"
@@ -191,7 +194,8 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
         raise ProblemError(f"controller must be a sciode.PIController; got {type(controller).__name__}")
     use_adaptive = instance.adaptive if adaptive is None else bool(adaptive)
     if use_adaptive and not instance.adaptive:
-        raise ProblemError(f"adaptive=True, but solver {instance.name!r} has no error estimate; use a fixed dt or an adaptive solver")
+        raise ProblemError(f"adaptive=True, but solver {instance.name!r} has no error estimate; "
+                           "use a fixed dt or an adaptive solver")
     dt = positive_number(dt, "dt", allow_none=True)
     if not use_adaptive and dt is None:
         raise ProblemError(f"dt is required for fixed-step solving with {instance.name!r}: pass solve(..., dt=...)")
@@ -216,6 +220,9 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
         compile=compile_mode(compile, problem.u0.device),
     )
     if getattr(instance, "owns_loop", False):
+        if opts.compile is not None:
+            warnings.warn(f"compile=True has no effect: solver {instance.name!r} brings its own integration loop",
+                          CompileWarning, stacklevel=2)
         solution = instance.run(problem, opts, sens)
     elif sens is None:
         solution = integrate(problem, instance, opts)

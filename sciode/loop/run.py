@@ -34,7 +34,8 @@ __all__ = ["integrate"]
 
 def _check_f_output(value: Any, u0: torch.Tensor) -> None:
     if not isinstance(value, torch.Tensor):
-        raise ProblemError(f"f must return a tensor shaped like u0 {tuple(u0.shape)}; it returned {type(value).__name__}")
+        raise ProblemError(f"f must return a tensor shaped like u0 {tuple(u0.shape)}; "
+                           f"it returned {type(value).__name__}")
     if value.shape != u0.shape:
         raise ProblemError(f"f returned shape {tuple(value.shape)}; expected the shape of u0, {tuple(u0.shape)}")
     if value.dtype != u0.dtype:
