@@ -42,7 +42,7 @@ def sciode_side(prob: sciode.ODEProblem, solver: str, atol: Callable[[float], fl
         if compile_seconds is not None and sol.stats.get("compile_time"):
             compile_seconds[name] = max(compile_seconds.get(name, 0.0), sol.stats["compile_time"])
         u = sol.u[-1] if isinstance(saveat, list) and len(saveat) == 2 else sol.u  # [t0, t1]: the end state
-        return Outcome(u.numpy(), sol.stats["nsteps"], sol.stats["nfe"])
+        return Outcome(u.numpy(), sol.stats.get("iterations", sol.stats["nsteps"]), sol.stats["nfe"])
 
     return run
 
