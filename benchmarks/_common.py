@@ -1,8 +1,9 @@
 """Shared helpers for the benchmark scripts: timing, counting, printing tables."""
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -17,6 +18,27 @@ def best_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> fl
         fn()
         times.append(time.process_time() - start)
     return min(times)
+
+
+def interleaved_medians(runs: Mapping[str, Callable[[], object]], repeats: int,
+                        warmup: int = 1) -> dict[str, tuple[float, float]]:
+    """Median (CPU, wall) seconds of each run over ``repeats`` round-robin rounds, after ``warmup`` calls each.
+
+    Round-robin puts every side under the same machine load; the CPU time of this process
+    (``time.process_time``) is what a busy shared machine disturbs least.
+    """
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            cpu[name].append(time.process_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in runs}
 
 
 class Counted(torch.nn.Module):

@@ -10,6 +10,7 @@ import torch
 
 from .errors import ProblemError
 from .loop import LoopOptions, PIController, check_events, integrate
+from .loop.attempt import COMPILE_MODES, CompileWarning, compile_mode
 from .problems import ODEProblem, SDEProblem
 from .registry import registry
 from .sensitivity import Sensitivity
@@ -21,7 +22,7 @@ __all__ = ["solve", "resolve_solver", "resolve_sensitivity"]
 
 STEPPING = ("shared", "per_member")
 SOLVE_ARGUMENTS = ("saveat", "dt", "rtol", "atol", "sensealg", "max_steps", "progress", "stepping", "dense",
-                   "adaptive", "norm", "controller", "events", "max_step", "min_step", "tstops")
+                   "adaptive", "norm", "controller", "events", "max_step", "min_step", "tstops", "compile")
 
 
 def resolve_solver(solver: str | Solver, options: dict[str, Any], problem: ODEProblem) -> Solver:
@@ -163,7 +164,8 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
           max_steps: int = 100_000, progress: bool = False, stepping: str = "shared", dense: bool | None = None,
           adaptive: bool | None = None, norm: Callable[[torch.Tensor], torch.Tensor] | None = None,
           controller: PIController | None = None, events: Any = None, max_step: float | None = None,
-          min_step: float | None = None, tstops: Any = None, **solver_options: Any) -> Solution:
+          min_step: float | None = None, tstops: Any = None, compile: bool | str = False,
+          **solver_options: Any) -> Solution:
     """Solve ``problem`` with ``solver`` and return a Solution.
 
     solver / sensealg: a registered name or an instance. saveat: None (every
@@ -175,8 +177,10 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     max_step / min_step bound adaptive steps; tstops are times every member steps to
     exactly. dense: keep dense output for ``sol(t)`` (default: when saveat is None).
     adaptive=False runs an adaptive solver at the fixed step ``dt``. norm: replaces
-    the error norm (tolerance-scaled error -> one value per member). A failed solve
-    does not raise: check ``sol.retcode``.
+    the error norm (tolerance-scaled error -> one value per member). compile: True
+    runs each step as one torch.compile graph (CUDA graphs on CUDA), or a
+    torch.compile mode name; a step that cannot be compiled runs eagerly after a
+    warning. A failed solve does not raise: check ``sol.retcode``.
     """
     if not isinstance(problem, ODEProblem):
         raise ProblemError(f"problem must be a sciode Problem (e.g. sciode.ODEProblem); got {type(problem).__name__}")
@@ -209,13 +213,19 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
         raise ProblemError(f"solver {instance.name!r} does not integrate complex states (u0 is {problem.u0.dtype}); "
                            "use an explicit solver such as 'tsit5', or split u into real and imaginary parts")
     times = _saveat(saveat, problem)
+    if not (isinstance(compile, bool) or compile in COMPILE_MODES):
+        raise ProblemError(f"compile must be True, False or a torch.compile mode {COMPILE_MODES}; got {compile!r}")
     opts = LoopOptions(
         saveat=times, dt=dt, rtol=rtol, atol=atol, max_steps=max_steps,
         per_member=stepping == "per_member", dense=(saveat is None) if dense is None else bool(dense),
         progress=progress, norm=norm, controller=controller or PIController(), adaptive=use_adaptive,
         events=check_events(events), max_step=max_step, min_step=min_step, tstops=_tstops(tstops, problem),
+        compile=compile_mode(compile, problem.u0.device),
     )
     if getattr(instance, "owns_loop", False):
+        if opts.compile is not None:
+            warnings.warn(f"compile=True has no effect: solver {instance.name!r} brings its own integration loop",
+                          CompileWarning, stacklevel=2)
         solution = instance.run(problem, opts, sens)
     elif sens is None:
         solution = integrate(problem, instance, opts)

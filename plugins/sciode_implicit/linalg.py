@@ -60,7 +60,8 @@ def factor(J: torch.Tensor, scale: Any, mass: torch.Tensor | None = None) -> Fac
     # a zero, NaN or round-off-sized pivot (relative to the largest) makes W unusable
     ok = diag.amin(-1) > torch.finfo(J.dtype).eps * diag.amax(-1).clamp_min(1.0)
     bad = ~ok
-    any_bad = not bool(ok.all())
+    # a compiled step (solve(compile=True)) takes no host sync: there the selects always run
+    any_bad = torch.compiler.is_compiling() or not bool(ok.all())
     if any_bad:
         LU = torch.where(bad[..., None, None], eye, LU)
         pivots = torch.where(bad[..., None], torch.arange(1, n + 1, dtype=pivots.dtype, device=pivots.device), pivots)

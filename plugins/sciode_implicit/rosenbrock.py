@@ -122,9 +122,10 @@ class Rosenbrock(Solver):
         dense = tuple(_combine(terms, U) for terms in self._h_terms)
         if fact.any_bad:
             bad = fact.bad[..., None]
-            reason = ("the Jacobian df/du has non-finite entries" if not system.isfinite(J) else fact.reason())
-            if not (isinstance(dt, float) and self.failure_note):  # first failure at a fixed step, else latest
-                self.failure_note = failure_note(reason, bad, t, u)
+            if not torch.compiler.is_compiling():  # the note needs host syncs; a compiled step skips it
+                reason = ("the Jacobian df/du has non-finite entries" if not system.isfinite(J) else fact.reason())
+                if not (isinstance(dt, float) and self.failure_note):  # first failure at a fixed step, else latest
+                    self.failure_note = failure_note(reason, bad, t, u)
             err = torch.where(bad, torch.full_like(err, torch.inf), err)
         return StepResult(u1, err, None, dense)
 

@@ -165,7 +165,7 @@ class _AdjointRun:
         loop = sciode.LoopOptions(saveat=end, dt=first, rtol=self.sens.rtol or opts.rtol,
                                   atol=self.sens.atol or opts.atol, max_steps=self.sens.max_steps or opts.max_steps,
                                   dense=False, norm=norm, controller=opts.controller, adaptive=self.adaptive,
-                                  chunk_size=SEGMENT_CHUNK, on_step=record)
+                                  chunk_size=SEGMENT_CHUNK, on_step=record, compile=opts.compile)
         try:
             sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
         except (sciode.ProblemError, RuntimeError):

@@ -5,7 +5,8 @@ What the named algorithm adds: backward stats (``sol.stats["backward_nfe"]`` cou
 the vector-Jacobian products of f autograd evaluates, one per recorded evaluation
 of f, counted by a hook as they happen) and zero gradients instead of None for
 parameters of f that do not influence the output. Memory grows linearly with the
-number of steps (every stage of every step stays in the graph).
+number of steps (every stage of every step stays in the graph). With ``compile=True``
+the steps are compiled graphs, where no hook can run: ``backward_nfe`` is then absent.
 """
 from __future__ import annotations
 
@@ -55,13 +56,14 @@ class Backprop(sciode.Sensitivity):
         stats = {"backward_nfe": 0}
 
         def count(_: torch.Tensor) -> None:
-            stats["backward_nfe"] += 1
+            if "backward_nfe" in stats:  # absent when the steps were compiled
+                stats["backward_nfe"] += 1
 
         f = problem.f
 
         def counted(u: torch.Tensor, p: Any, t: torch.Tensor) -> torch.Tensor:
             out = f(u, p, t)
-            if isinstance(out, torch.Tensor) and out.requires_grad:
+            if isinstance(out, torch.Tensor) and out.requires_grad and not torch.compiler.is_compiling():
                 out.register_hook(count)
             return out
 
@@ -70,6 +72,8 @@ class Backprop(sciode.Sensitivity):
         sol = sciode.integrate(counting, solver, options)
         sol.problem = problem
         stats.update(sol.stats, backward_nfe=0)
+        if "compile_time" in stats:  # a hook cannot run inside a compiled step: the backward VJPs go uncounted
+            del stats["backward_nfe"]
         sol.stats = stats  # the hook updates this dict during backward
         params = [x for x in inputs.params if x.requires_grad]
         if params:

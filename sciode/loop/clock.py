@@ -228,9 +228,9 @@ class SharedClock(_Clock):
         last = abs(st.dt) >= remaining * (1 - 4 * self.eps)
         return (remaining * self.direction if last else st.dt), last, target
 
-    def measure(self, res: StepResult, st: LoopState) -> tuple[float, torch.Tensor | None]:
-        """The step's error norm as a float (inf when it is not finite) and, when some running
-        member's new state is not finite, the mask of those members (else None)."""
+    def measure_tensors(self, res: StepResult, st: LoopState) -> torch.Tensor:
+        """The tensor work of ``measure``: the step's error norm and a finiteness probe of the new
+        state, stacked so that one host transfer brings both back (a compiled step ends here)."""
         with torch.no_grad():
             u, u1 = st.u.detach(), res.u.detach()
             scaled = self.scaled_error(res.error.detach(), u, u1)
@@ -241,12 +241,18 @@ class SharedClock(_Clock):
             probe = probe_u.sum()
             if self.complex:
                 probe = probe.abs()
-            err_f, probe_f = torch.stack((err.to(self.time_dtype).reshape(()),
-                                          probe.to(self.time_dtype))).tolist()
-            if math.isfinite(err_f) and math.isfinite(probe_f):
-                return err_f, None
-            nonfinite = ~torch.isfinite(u1).all(-1) & st.running
-            return math.inf, (nonfinite if bool(nonfinite.any()) else None)
+            return torch.stack((err.to(self.time_dtype).reshape(()), probe.to(self.time_dtype)))
+
+    def measure(self, res: StepResult, st: LoopState, measured: torch.Tensor | None = None
+                ) -> tuple[float, torch.Tensor | None]:
+        """The step's error norm as a float (inf when it is not finite) and, when some running
+        member's new state is not finite, the mask of those members (else None)."""
+        err_f, probe_f = (self.measure_tensors(res, st) if measured is None else measured).tolist()
+        if math.isfinite(err_f) and math.isfinite(probe_f):
+            return err_f, None
+        with torch.no_grad():
+            nonfinite = ~torch.isfinite(res.u.detach()).all(-1) & st.running
+        return math.inf, (nonfinite if bool(nonfinite.any()) else None)
 
     def accept(self, err: float, st: LoopState) -> bool:
         return err <= 1.0
@@ -369,7 +375,10 @@ class FixedClock(SharedClock):
         flat, m = table.reshape(-1).unbind(0), len(fractions)
         return [(flat[j * m], flat[j * m + 1:(j + 1) * m] if m > 1 else None) for j in range(count)]
 
-    def measure(self, res: StepResult, st: LoopState) -> tuple[float, torch.Tensor | None]:
+    def measure_tensors(self, res: StepResult, st: LoopState) -> None:
+        return None
+
+    def measure(self, res: StepResult, st: LoopState, measured: None = None) -> tuple[float, torch.Tensor | None]:
         if res.error is not None:  # implicit solvers flag steps they could not compute with inf
             bad = ~torch.isfinite(res.error.detach()).all(-1)
             self.flagged = bad if self.flagged is None else self.flagged | bad
@@ -484,7 +493,7 @@ class MemberClock(_Clock):
     def stage_clock(self, t: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, None]:
         return t, None
 
-    def measure(self, res: StepResult, st: LoopState) -> tuple[torch.Tensor, torch.Tensor]:
+    def measure_tensors(self, res: StepResult, st: LoopState) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             u, u1 = st.u.detach(), res.u.detach()
             scaled = self.scaled_error(res.error.detach(), u, u1)
@@ -492,6 +501,11 @@ class MemberClock(_Clock):
             err = self.opts.norm(scaled) if self.opts.norm is not None else rms_norm(scaled, md)
             finite = torch.isfinite(u1).all(-1, keepdim=True)
             return torch.where(finite & torch.isfinite(err), err, math.inf), ~finite[..., 0] & st.running
+
+    def measure(self, res: StepResult, st: LoopState, measured: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per member: the error norm (inf where the new state is not finite) and the non-finite mask."""
+        return self.measure_tensors(res, st) if measured is None else measured
 
     def accept(self, err: torch.Tensor, st: LoopState) -> torch.Tensor:
         return (err <= 1) & st.running[..., None]

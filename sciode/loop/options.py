@@ -40,3 +40,4 @@ class LoopOptions:
     max_step: float | None = None
     min_step: float | None = None
     tstops: torch.Tensor | None = None  # 1-D times strictly inside tspan, ordered in the direction of integration
+    compile: str | None = None  # a torch.compile mode: each attempted step runs as one compiled graph (compiled.py)

@@ -20,6 +20,7 @@ from ..problems import ODEProblem
 from ..retcode import ReturnCode
 from ..solution import Solution
 from ..solver import RHS, Solver
+from .attempt import make_attempt
 from .clock import make_clock, tree_where
 from .events import EventTracker, event_time_gradients
 from .options import LoopOptions
@@ -60,15 +61,14 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
         events.start(t0, u0)
     saver.start(u0)
     progress = Progress(opts.progress, problem.tspan, getattr(solver, "name", "solve"))
+    attempt = make_attempt(clock, solver, rhs, opts)
     ran_out = False
     while clock.running(st):
         if st.iterations >= opts.max_steps:
             ran_out = True
             break
         step, last, target = clock.clamp(st)
-        t, rhs.stage_times = clock.stage_clock(st.t, step)
-        res = solver.step(rhs, t, st.u, step, st.solver_state)
-        err, nonfinite = clock.measure(res, st)
+        t, res, err, nonfinite = attempt(st, step)
         accepted = clock.accept(err, st)
         if events is not None and accepted is not False:
             accepted = events.check(st, t, step, res, accepted, last, target)
@@ -92,11 +92,11 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
                 events.terminated = None
         clock.propose(st, step, err, accepted, nonfinite)
         progress.update(st.t, clock.direction)
-    rhs.stage_times = None
+    attempt.finish()
     progress.close()
     if not clock.adaptive:
         clock.check_members(st)
-    return _solution(problem, solver, opts, clock, saver, events, st, rhs, ran_out)
+    return _solution(problem, solver, opts, clock, saver, events, st, rhs, ran_out, attempt.compile_time)
 
 
 def _restart(solver: Solver, rhs: RHS, clock: Any, st: Any) -> None:
@@ -108,7 +108,7 @@ def _restart(solver: Solver, rhs: RHS, clock: Any, st: Any) -> None:
 
 
 def _solution(problem: ODEProblem, solver: Solver, opts: LoopOptions, clock: Any, saver: Saver,
-              events: EventTracker | None, st: Any, rhs: RHS, ran_out: bool) -> Solution:
+              events: EventTracker | None, st: Any, rhs: RHS, ran_out: bool, compile_time: float | None) -> Solution:
     codes = final_codes(st, ran_out)
     stop_times = clock.stop_times(st)
     stop_times = stop_times.reshape(problem.batch_shape) if stop_times.ndim else stop_times.expand(problem.batch_shape)
@@ -119,6 +119,8 @@ def _solution(problem: ODEProblem, solver: Solver, opts: LoopOptions, clock: Any
                    getattr(solver, "failure_note", ""), clock.adaptive,
                    sorted(events.terminal_names) if events is not None else [])
     stats = dict(rhs.stats, iterations=st.iterations)
+    if compile_time is not None:
+        stats["compile_time"] = compile_time
     member_stats = None
     if clock.per_member:  # step counts are summed over members; iterations counts the loop's passes
         stats.update(naccepted=int(st.accepted.sum()), nrejected=int(st.rejected.sum()))

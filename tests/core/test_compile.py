@@ -1,0 +1,123 @@
+"""solve(..., compile=True): each step as one torch.compile graph, the same answers as eager.
+
+Compiling takes seconds per solver on a 2-core machine, so all but the argument check are slow.
+"""
+import warnings
+
+import pytest
+import torch
+
+import sciode
+from sciode.loop.attempt import CompileWarning
+from sciode.testing import linear_problem, nonlinear_scalar_problem
+from sciode_implicit import stiff_problems
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def _both(prob, solver, **kw):
+    eager = sciode.solve(prob, solver, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)  # these must compile
+        compiled = sciode.solve(prob, solver, compile=True, **kw)
+    return eager, compiled
+
+
+def test_compile_argument_is_checked():
+    prob = linear_problem().problem
+    with pytest.raises(sciode.ProblemError, match="compile must be True, False or a torch.compile mode"):
+        sciode.solve(prob, "tsit5", compile="fastest")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver,kw", [("tsit5", {}), ("dopri5", {}), ("bosh3", {}), ("rk4", dict(dt=0.01)),
+                                       ("heun", dict(dt=0.01))])
+@pytest.mark.parametrize("reference", [linear_problem, nonlinear_scalar_problem])
+def test_explicit_compiled_matches_eager(solver, kw, reference):
+    # compared at fixed times: the step times themselves differ in the last bits (fused ops round differently,
+    # and the error estimate of a step magnifies that in the next step size)
+    eager, compiled = _both(reference().problem, solver, rtol=1e-8, atol=1e-10, saveat=20, **kw)
+    assert _relative(compiled.u, eager.u) <= 1e-12
+    assert compiled.retcode == eager.retcode == sciode.ReturnCode.SUCCESS
+    assert {k: compiled.stats[k] for k in eager.stats} == eager.stats  # same steps, same evaluations
+    assert compiled.stats["compile_time"] > 0
+
+
+@pytest.mark.slow
+def test_per_member_compiled_matches_eager():
+    k = torch.linspace(0.5, 3.0, 16, dtype=torch.float64)[:, None]
+    prob = sciode.ODEProblem(lambda u, p, t: -p * u * torch.cos(t), torch.ones(16, 1, dtype=torch.float64),
+                             (0.0, 5.0), k)
+    eager, compiled = _both(prob, "tsit5", rtol=1e-8, atol=1e-10, stepping="per_member", saveat=10)
+    assert _relative(compiled.u, eager.u) <= 1e-12
+    assert torch.equal(compiled.retcodes, eager.retcodes)
+    assert torch.equal(compiled.member_stats["naccepted"], eager.member_stats["naccepted"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", ["rodas4", "rodas4p"])
+def test_rosenbrock_compiled_matches_eager(solver):
+    prob = stiff_problems.robertson((0.0, 1e3), members=8)
+    eager, compiled = _both(prob, solver, rtol=1e-6, atol=1e-10, saveat=[0.0, 1.0, 1e3])
+    assert _relative(compiled.u, eager.u) <= 1e-12
+    assert compiled.retcode == eager.retcode == sciode.ReturnCode.SUCCESS
+    assert {k: compiled.stats[k] for k in eager.stats} == eager.stats  # njac and nlinsolve counted inside the graph
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", ["implicit_euler", "trapezoid"])
+def test_newton_solvers_fall_back_to_the_eager_answer(solver):
+    """A Newton iteration's convergence test is a host sync: the step is not one graph, the answer is eager's."""
+    prob = linear_problem().problem
+    eager = sciode.solve(prob, solver, dt=0.05)
+    with pytest.warns(CompileWarning, match=f"solver '{solver}'"):
+        compiled = sciode.solve(prob, solver, dt=0.05, compile=True)
+    assert torch.equal(compiled.u, eager.u) and compiled.retcode == eager.retcode
+    assert "compile_time" not in compiled.stats
+
+
+@pytest.mark.slow
+def test_graph_breaking_f_falls_back_with_one_warning():
+    def f(u, p, t):
+        if float(u.abs().max()) > 1e6:  # a host sync and a data-dependent branch
+            return u
+        return -u
+
+    prob = sciode.ODEProblem(f, torch.ones(3, 2, dtype=torch.float64), (0.0, 1.0))
+    eager = sciode.solve(prob, "tsit5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = sciode.solve(prob, "tsit5", compile=True)
+    ours = [w for w in caught if issubclass(w.category, CompileWarning)]
+    assert len(ours) == 1 and "runs eagerly" in str(ours[0].message)
+    assert torch.equal(compiled.u, eager.u) and torch.equal(compiled.t, eager.t)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sensealg", ["backprop", "checkpointed"])
+def test_compiled_gradients_match_eager(sensealg):
+    ref = linear_problem()
+    grads = []
+    for compile in (False, True):
+        A = ref.problem.p.clone().requires_grad_(True)
+        u0 = ref.problem.u0.clone().requires_grad_(True)
+        sol = sciode.solve(sciode.remake(ref.problem, p=A, u0=u0), "tsit5", saveat=5, rtol=1e-8, atol=1e-10,
+                           sensealg=sensealg, compile=compile)
+        assert ("compile_time" in sol.stats) == compile
+        grads.append(torch.autograd.grad(sol.u.square().sum(), (A, u0)))
+    for eager, compiled in zip(*grads):
+        assert _relative(compiled, eager) <= 1e-10
+
+
+@pytest.mark.slow
+def test_repeated_solves_reuse_the_compiled_graph():
+    from torch._dynamo.utils import counters
+
+    prob = nonlinear_scalar_problem().problem
+    sciode.solve(prob, "tsit5", compile=True)
+    graphs = counters["stats"]["unique_graphs"]
+    again = sciode.solve(sciode.remake(prob, u0=prob.u0 * 0.5), "tsit5", compile=True)
+    assert counters["stats"]["unique_graphs"] == graphs  # same shapes, solver and f: no new graph
+    assert again.retcode == sciode.ReturnCode.SUCCESS
