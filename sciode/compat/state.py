@@ -22,7 +22,8 @@ class FlatState:
             raise ProblemError(f"{argument} must be a tensor or a non-empty tuple of tensors; got {_describe(y0)}")
         dtypes = {x.dtype for x in parts}
         if len(dtypes) > 1:
-            raise ProblemError(f"the tensors of a tuple {argument} must share one dtype; got {sorted(map(str, dtypes))}")
+            raise ProblemError(f"the tensors of a tuple {argument} must share one dtype; "
+                               f"got {sorted(map(str, dtypes))}")
         if not parts[0].is_floating_point():
             raise ProblemError(f"{argument} must have a floating dtype (float32 or float64); got {parts[0].dtype}")
         self.argument = argument

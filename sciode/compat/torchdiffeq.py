@@ -155,7 +155,8 @@ class _Call:
         sol = solve(problem, self.solver, saveat=times, rtol=self.tol.rtol, atol=self.tol.atol,
                     sensealg=self.sensealg, dense=False, **self.kwargs, **extra)
         if not sol.successful:
-            raise SolveFailedError(f"odeint (method {self.method!r}, sciode solver {self.solver!r}) failed: {sol.message}")
+            raise SolveFailedError(f"odeint (method {self.method!r}, sciode solver {self.solver!r}) failed: "
+                                   f"{sol.message}")
         return sol.u
 
 

@@ -1,0 +1,222 @@
+"""scipy's ``solve_ivp`` on top of :func:`sciode.solve`.
+
+Change ``from scipy.integrate import solve_ivp`` to ``from sciode.compat.scipy import solve_ivp``:
+the signature, defaults (RK45, rtol=1e-3, atol=1e-6) and result object are scipy's (``t``,
+``y`` of shape ``(n, len(t))``, ``sol``, ``nfev``, ``njev``, ``nlu``, ``status``, ``message``,
+``success``), and a failed solve returns ``status = -1`` rather than raising, as scipy does.
+NumPy in, NumPy out; torch tensors in (``y0`` a tensor, ``fun`` working on tensors), torch
+out, with gradients by autograd through the solver.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import OptimizeResult
+
+from ..controller import PIController
+from ..errors import ProblemError
+from ..problems import ODEProblem
+from ..solution import Solution
+from ..solve import solve
+from .field import PeerField
+from .methods import SCIPY
+from .state import FlatState
+from .tolerances import Tolerances
+
+__all__ = ["DenseOutput", "OdeResult", "solve_ivp"]
+
+#: scipy's explicit methods: a Jacobian has no effect on them (scipy warns, and so do we)
+EXPLICIT = frozenset({"RK45", "RK23", "DOP853"})
+#: the bridge solvers run scipy's own integrators (own step control; max_step is their option)
+BRIDGE = frozenset({"scipy_radau", "scipy_bdf", "scipy_lsoda"})
+#: solve_ivp options sciode does not offer, and why
+UNSUPPORTED_OPTIONS = {
+    "jac_sparsity": "sparse Jacobian patterns are not supported yet (sciode's ODEProblem takes no jac_prototype)",
+    "lband": "banded Jacobians are not supported yet", "uband": "banded Jacobians are not supported yet",
+    "min_step": "sciode's solve has no minimum step",
+}
+
+
+class OdeResult(OptimizeResult):
+    """scipy's result: a dict with attribute access (``t``, ``y``, ``sol``, ``status``, ...)."""
+
+
+class DenseOutput:
+    """scipy's ``OdeSolution`` interface on sciode's dense output: ``sol(t)`` is (n,) or (n, len(t))."""
+
+    def __init__(self, solution: Solution, field: PeerField, numpy: bool) -> None:
+        self._solution, self._field, self._numpy = solution, field, numpy
+        self.t_min, self.t_max = sorted(solution.problem.tspan)
+
+    def __call__(self, t: Any) -> Any:
+        times = torch.as_tensor(np.asarray(t, dtype=np.float64) if self._numpy else t, dtype=torch.float64)
+        values = self._solution(times.reshape(-1))  # (K, n)
+        y = self._field.peer_state(values, (values.shape[0],)).T
+        y = y[:, 0] if times.ndim == 0 else y
+        return y.detach().cpu().numpy() if self._numpy else y
+
+
+def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method: str = "RK45", t_eval: Any = None,
+              dense_output: bool = False, events: Any = None, vectorized: bool = False,
+              args: Sequence[Any] | None = None, **options: Any) -> OdeResult:
+    """Solve dy/dt = fun(t, y), y(t_span[0]) = y0, as ``scipy.integrate.solve_ivp`` does.
+
+    ``method``: "RK45", "RK23", "Radau", "BDF", "LSODA" or any registered sciode solver name.
+    ``options``: ``first_step``, ``max_step`` (Radau, BDF, LSODA), ``rtol``, ``atol`` (per-element
+    arrays too), ``jac``. ``vectorized`` only tells scipy how to call ``fun`` for finite
+    differences; sciode never needs that, so it has no effect.
+    """
+    if events is not None:
+        raise ProblemError("events are not supported yet: sciode's solve has no events in this version")
+    numpy = not isinstance(y0, torch.Tensor)
+    y0 = _initial_state(y0)
+    if not callable(fun):
+        raise ProblemError(f"fun must be callable as fun(t, y); got {type(fun).__name__}")
+    if not isinstance(vectorized, bool):
+        raise ProblemError(f"vectorized must be True or False; got {vectorized!r}")
+    extra = _args(args)
+    if not isinstance(method, str):
+        raise ProblemError(f"method must be a name (e.g. 'RK45', 'Radau', or a sciode solver name); "
+                           f"scipy OdeSolver classes are not supported; got {method!r}")
+    solver = SCIPY.solver(method)
+    rtol, atol = options.pop("rtol", 1e-3), options.pop("atol", 1e-6)
+    first_step, max_step = options.pop("first_step", None), options.pop("max_step", np.inf)
+    jac = options.pop("jac", None)
+    _check_options(options)
+    state = FlatState(y0)
+    tol = Tolerances.of(rtol, atol, state, y0.dtype, y0.device)
+    field = PeerField(_NumpyFunction(fun) if numpy else fun, state, scale=tol.scale, args=extra)
+    solver_options = _max_step(max_step, solver)
+    if solver not in BRIDGE:  # scipy's step-size rule (safety 0.9, factors in [0.2, 10], no PI memory)
+        solver_options["controller"] = PIController(beta1=1.0, beta2=0.0, safety=0.9, min_factor=0.2, max_factor=10.0)
+    problem = ODEProblem(field, y0 if tol.scale is None else y0 / tol.scale, t_span,
+                         jac=_jacobian(jac, method, tol.scale, extra, numpy, y0))
+    saveat = _t_eval(t_eval, problem.tspan)
+    with torch.no_grad() if numpy else torch.enable_grad():
+        sol = solve(problem, solver, saveat=saveat, dt=first_step, rtol=tol.rtol, atol=tol.atol,
+                    dense=bool(dense_output), **solver_options)
+    return _result(sol, field, numpy, bool(dense_output))
+
+
+class _NumpyFunction:
+    """A NumPy ``fun(t, y, *args)`` called on sciode's tensors: float t, a copy of y as a float64 array."""
+
+    def __init__(self, fun: Callable[..., Any]) -> None:
+        self.fun = fun
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor, *args: Any) -> torch.Tensor:
+        value = np.asarray(self.fun(float(t), y.detach().cpu().numpy().copy(), *args), dtype=np.float64)
+        return torch.as_tensor(value, dtype=y.dtype, device=y.device)
+
+
+def _initial_state(y0: Any) -> torch.Tensor:
+    """y0 as a 1-D floating tensor (NumPy input becomes float64, as scipy makes it)."""
+    if isinstance(y0, torch.Tensor):
+        value = y0 if y0.is_floating_point() else y0.to(torch.get_default_dtype())
+    else:
+        array = np.asarray(y0)
+        if np.iscomplexobj(array):
+            raise ProblemError("y0 is complex: complex states are not supported by sciode; "
+                               "split it into real and imaginary parts")
+        try:
+            value = torch.as_tensor(array.astype(np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ProblemError(f"y0 must be a 1-D array of numbers; got {y0!r}") from exc
+    if value.ndim != 1:
+        raise ProblemError(f"y0 must be 1-dimensional; got shape {tuple(value.shape)}")
+    return value
+
+
+def _args(args: Any) -> tuple[Any, ...]:
+    if args is None:
+        return ()
+    if not isinstance(args, (tuple, list)):
+        raise ProblemError(f"args must be a tuple of extra arguments for fun (e.g. args=(a,)); "
+                           f"got {type(args).__name__}")
+    return tuple(args)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    for key in options:
+        if key in UNSUPPORTED_OPTIONS:
+            raise ProblemError(f"{key} is not supported: {UNSUPPORTED_OPTIONS[key]}")
+    if options:
+        raise ProblemError(f"solve_ivp got unknown option(s) {sorted(options)}; sciode's front takes first_step, "
+                           "max_step, rtol, atol and jac")
+
+
+def _max_step(max_step: Any, solver: str) -> dict[str, Any]:
+    if max_step is None or max_step == np.inf:
+        return {}
+    if solver in BRIDGE:
+        return {"max_step": max_step}
+    raise ProblemError(f"max_step is not supported with sciode solver {solver!r} yet (its solve has no maximum step); "
+                       "use method='Radau', 'BDF' or 'LSODA' (scipy's own integrators), or drop max_step")
+
+
+def _jacobian(jac: Any, method: str, scale: torch.Tensor | None, args: tuple[Any, ...], numpy: bool,
+              y0: torch.Tensor) -> Callable[..., torch.Tensor] | None:
+    """scipy's jac (a callable jac(t, y, *args) or a constant matrix) as the Problem's jac(u, p, t)."""
+    if jac is None:
+        return None
+    if method in EXPLICIT:
+        warnings.warn(f"The following arguments have no effect for a chosen solver: jac (method {method!r})",
+                      stacklevel=3)
+    if callable(jac):
+        def evaluate(t: torch.Tensor, y: torch.Tensor) -> Any:
+            if numpy:
+                return jac(float(t), y.detach().cpu().numpy().copy(), *args)
+            return jac(t, y, *args)
+    else:
+        constant = jac
+
+        def evaluate(t: torch.Tensor, y: torch.Tensor) -> Any:
+            return constant
+
+    n = y0.shape[0]
+
+    def jacobian(u: torch.Tensor, p: Any, t: torch.Tensor) -> torch.Tensor:
+        y = u if scale is None else u * scale
+        value = evaluate(t, y)
+        matrix = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float64))
+        matrix = matrix.to(dtype=u.dtype, device=u.device)
+        if matrix.shape != (n, n):
+            raise ProblemError(f"jac must return an ({n}, {n}) matrix; got shape {tuple(matrix.shape)}")
+        return matrix if scale is None else matrix * scale / scale[:, None]
+
+    return jacobian
+
+
+def _t_eval(t_eval: Any, tspan: tuple[float, float]) -> torch.Tensor | None:
+    """t_eval: a 1-D sequence of times within t_span, sorted in the direction of integration."""
+    if t_eval is None:
+        return None
+    times = t_eval.detach().double().cpu() if isinstance(t_eval, torch.Tensor) else torch.as_tensor(
+        np.asarray(t_eval, dtype=np.float64))
+    if times.ndim != 1:
+        raise ProblemError(f"t_eval must be 1-dimensional; got shape {tuple(times.shape)}")
+    lo, hi = min(tspan), max(tspan)
+    if times.numel() and (float(times.min()) < lo or float(times.max()) > hi):
+        raise ProblemError(f"t_eval values must lie within t_span {tspan}")
+    steps = (times[1:] - times[:-1]) * (1.0 if tspan[1] > tspan[0] else -1.0)
+    if bool((steps <= 0).any()):
+        order = "increasing" if tspan[1] > tspan[0] else "decreasing"
+        raise ProblemError(f"t_eval values must be strictly {order} (the direction of t_span)")
+    return times
+
+
+def _result(sol: Solution, field: PeerField, numpy: bool, dense_output: bool) -> OdeResult:
+    t = sol.t
+    y = field.peer_state(sol.u, (sol.u.shape[0],)).T
+    status, message = (0, "The solver successfully reached the end of the integration interval.") \
+        if sol.successful else (-1, sol.message)
+    if numpy:
+        t, y = t.detach().cpu().double().numpy(), y.detach().cpu().numpy()
+    dense = DenseOutput(sol, field, numpy) if dense_output and sol.has_dense_output else None
+    return OdeResult(t=t, y=y, sol=dense, t_events=None, y_events=None, nfev=sol.stats["nfe"],
+                     njev=sol.stats["njac"], nlu=sol.stats["nlinsolve"], status=status, message=message,
+                     success=status >= 0)
