@@ -109,6 +109,10 @@ class _NumpyFunction:
         self.fun = fun
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor, *args: Any) -> torch.Tensor:
+        if torch.is_grad_enabled() and (y.requires_grad or t.requires_grad):
+            raise ProblemError("the solver differentiates fun to build its Jacobian, but fun works on NumPy arrays: "
+                               "pass jac=..., use method='Radau', 'BDF' or 'LSODA', or give y0 as a torch tensor "
+                               "and write fun with torch operations")
         value = np.asarray(self.fun(float(t), y.detach().cpu().numpy().copy(), *args), dtype=np.float64)
         return torch.as_tensor(value, dtype=y.dtype, device=y.device)
 
