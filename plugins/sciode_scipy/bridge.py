@@ -6,7 +6,8 @@ LSODA, BDF or Radau in float64 NumPy and assembles an ordinary ``sciode.Solution
 only: asking for gradients raises ``NotDifferentiableError`` naming the alternatives.
 
 scipy controls its own steps: ``max_steps``, ``norm``, ``controller`` and ``stepping`` do
-not apply (members are always solved independently); ``dt`` becomes scipy's first_step.
+not apply (members are always solved independently); ``dt`` becomes scipy's first_step and
+solve's ``max_step`` bounds scipy's steps; ``events``, ``tstops`` and ``min_step`` are refused.
 Stats: ``nlinsolve`` counts scipy's LU factorizations (``nlu``), ``nrejected`` is not
 reported by scipy (0), and ``nsteps`` counts accepted steps.
 """
@@ -66,12 +67,18 @@ class ScipySolver(Solver):
 
     def run(self, problem: sciode.ODEProblem, options: LoopOptions, sensealg: Any) -> Solution:
         self._check_no_gradients(problem, sensealg)
+        refused = [name for name, given in (("events", bool(options.events)), ("tstops", options.tstops is not None),
+                                            ("min_step", options.min_step is not None)) if given]
+        if refused:
+            raise ProblemError(f"{', '.join(refused)}: not available with the scipy bridge solver {self.name!r}; "
+                               "use a sciode solver (e.g. 'rodas4' for stiff problems)")
+        max_step = self.max_step if options.max_step is None else min(self.max_step, options.max_step)
         batch, n = problem.batch_shape, problem.state_size
         members = int(np.prod(batch)) if batch else 1
         t0, t1 = problem.tspan
         t_eval = None if options.saveat is None else options.saveat.detach().cpu().double().numpy()
         u0 = problem.u0.detach().reshape(members, n).cpu().double().numpy()
-        kwargs: dict[str, Any] = dict(method=self.method, rtol=options.rtol, atol=options.atol, max_step=self.max_step,
+        kwargs: dict[str, Any] = dict(method=self.method, rtol=options.rtol, atol=options.atol, max_step=max_step,
                                       dense_output=True, t_eval=t_eval)
         if self.first_step is not None or options.dt is not None:
             kwargs["first_step"] = self.first_step if self.first_step is not None else options.dt
@@ -153,7 +160,8 @@ class ScipySolver(Solver):
             ts = times.detach().cpu().double().numpy()
             slack = 1e-12 * max(1.0, abs(lo), abs(hi))
             if ts.min() < lo - slack or ts.max() > hi + slack:
-                raise ProblemError(f"t must lie within tspan {problem.tspan} for dense output; got [{ts.min()}, {ts.max()}]")
+                raise ProblemError(f"t must lie within tspan {problem.tspan} for dense output; "
+                                   f"got [{ts.min()}, {ts.max()}]")
             values = np.stack([ScipySolver._member_values(r, ts, True) for r in results], axis=1)
             return torch.as_tensor(values, dtype=dtype, device=device).reshape((len(ts),) + batch + (n,))
 

@@ -17,15 +17,16 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
-from ..controller import PIController
 from ..errors import ProblemError
+from ..loop import Event, PIController
 from ..problems import ODEProblem
+from ..retcode import ReturnCode
 from ..solution import Solution
 from ..solve import solve
 from .field import PeerField
 from .methods import SCIPY
 from .state import FlatState
-from .tolerances import Tolerances
+from .tolerances import flat_tolerance
 
 __all__ = ["DenseOutput", "OdeResult", "solve_ivp"]
 
@@ -37,8 +38,10 @@ BRIDGE = frozenset({"scipy_radau", "scipy_bdf", "scipy_lsoda"})
 UNSUPPORTED_OPTIONS = {
     "jac_sparsity": "sparse Jacobian patterns are not supported yet (sciode's ODEProblem takes no jac_prototype)",
     "lband": "banded Jacobians are not supported yet", "uband": "banded Jacobians are not supported yet",
-    "min_step": "sciode's solve has no minimum step",
+    "min_step": "LSODA's min_step is not passed on by sciode's scipy_lsoda bridge",
 }
+#: the name of the i-th scipy event in ``sol.events``
+EVENT_NAME = "event{}"
 
 
 class OdeResult(OptimizeResult):
@@ -66,12 +69,11 @@ def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method:
     """Solve dy/dt = fun(t, y), y(t_span[0]) = y0, as ``scipy.integrate.solve_ivp`` does.
 
     ``method``: "RK45", "RK23", "Radau", "BDF", "LSODA" or any registered sciode solver name.
-    ``options``: ``first_step``, ``max_step`` (Radau, BDF, LSODA), ``rtol``, ``atol`` (per-element
-    arrays too), ``jac``. ``vectorized`` only tells scipy how to call ``fun`` for finite
-    differences; sciode never needs that, so it has no effect.
+    ``options``: ``first_step``, ``max_step``, ``rtol``, ``atol`` (per-element arrays too),
+    ``jac``. ``events``: callables ``event(t, y, *args)`` with scipy's optional ``terminal``
+    and ``direction`` attributes. ``vectorized`` only tells scipy how to call ``fun`` for
+    finite differences; sciode never needs that, so it has no effect.
     """
-    if events is not None:
-        raise ProblemError("events are not supported yet: sciode's solve has no events in this version")
     numpy = not isinstance(y0, torch.Tensor)
     y0 = _initial_state(y0)
     if not callable(fun):
@@ -88,18 +90,17 @@ def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method:
     jac = options.pop("jac", None)
     _check_options(options)
     state = FlatState(y0)
-    tol = Tolerances.of(rtol, atol, state, y0.dtype, y0.device)
-    field = PeerField(_NumpyFunction(fun) if numpy else fun, state, scale=tol.scale, args=extra)
-    solver_options = _max_step(max_step, solver)
+    field = PeerField(_NumpyFunction(fun) if numpy else fun, state, args=extra)
+    watched = _events(events, field, extra, numpy)
+    problem = ODEProblem(field, y0, t_span, jac=_jacobian(jac, method, extra, numpy, y0.shape[0]))
+    step_options: dict[str, Any] = {} if max_step is None or max_step == np.inf else {"max_step": max_step}
     if solver not in BRIDGE:  # scipy's step-size rule (safety 0.9, factors in [0.2, 10], no PI memory)
-        solver_options["controller"] = PIController(beta1=1.0, beta2=0.0, safety=0.9, min_factor=0.2, max_factor=10.0)
-    problem = ODEProblem(field, y0 if tol.scale is None else y0 / tol.scale, t_span,
-                         jac=_jacobian(jac, method, tol.scale, extra, numpy, y0))
-    saveat = _t_eval(t_eval, problem.tspan)
+        step_options["controller"] = PIController(beta1=1.0, beta2=0.0, safety=0.9, min_factor=0.2, max_factor=10.0)
     with torch.no_grad() if numpy else torch.enable_grad():
-        sol = solve(problem, solver, saveat=saveat, dt=first_step, rtol=tol.rtol, atol=tol.atol,
-                    dense=bool(dense_output), **solver_options)
-    return _result(sol, field, numpy, bool(dense_output))
+        sol = solve(problem, solver, saveat=_t_eval(t_eval, problem.tspan), dt=first_step,
+                    rtol=flat_tolerance(rtol, "rtol", state), atol=flat_tolerance(atol, "atol", state),
+                    dense=bool(dense_output), events=list(watched) or None, **step_options)
+    return _result(sol, field, numpy, bool(dense_output), watched if events is not None else None)
 
 
 class _NumpyFunction:
@@ -153,17 +154,7 @@ def _check_options(options: dict[str, Any]) -> None:
                            "max_step, rtol, atol and jac")
 
 
-def _max_step(max_step: Any, solver: str) -> dict[str, Any]:
-    if max_step is None or max_step == np.inf:
-        return {}
-    if solver in BRIDGE:
-        return {"max_step": max_step}
-    raise ProblemError(f"max_step is not supported with sciode solver {solver!r} yet (its solve has no maximum step); "
-                       "use method='Radau', 'BDF' or 'LSODA' (scipy's own integrators), or drop max_step")
-
-
-def _jacobian(jac: Any, method: str, scale: torch.Tensor | None, args: tuple[Any, ...], numpy: bool,
-              y0: torch.Tensor) -> Callable[..., torch.Tensor] | None:
+def _jacobian(jac: Any, method: str, args: tuple[Any, ...], numpy: bool, n: int) -> Callable[..., torch.Tensor] | None:
     """scipy's jac (a callable jac(t, y, *args) or a constant matrix) as the Problem's jac(u, p, t)."""
     if jac is None:
         return None
@@ -181,16 +172,13 @@ def _jacobian(jac: Any, method: str, scale: torch.Tensor | None, args: tuple[Any
         def evaluate(t: torch.Tensor, y: torch.Tensor) -> Any:
             return constant
 
-    n = y0.shape[0]
-
     def jacobian(u: torch.Tensor, p: Any, t: torch.Tensor) -> torch.Tensor:
-        y = u if scale is None else u * scale
-        value = evaluate(t, y)
+        value = evaluate(t, u)
         matrix = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float64))
         matrix = matrix.to(dtype=u.dtype, device=u.device)
         if matrix.shape != (n, n):
             raise ProblemError(f"jac must return an ({n}, {n}) matrix; got shape {tuple(matrix.shape)}")
-        return matrix if scale is None else matrix * scale / scale[:, None]
+        return matrix
 
     return jacobian
 
@@ -213,14 +201,64 @@ def _t_eval(t_eval: Any, tspan: tuple[float, float]) -> torch.Tensor | None:
     return times
 
 
-def _result(sol: Solution, field: PeerField, numpy: bool, dense_output: bool) -> OdeResult:
+def _events(events: Any, field: PeerField, args: tuple[Any, ...], numpy: bool) -> tuple[Event, ...]:
+    """scipy's event functions as sciode Events, reading ``terminal`` and ``direction`` as scipy does."""
+    if events is None:
+        return ()
+    items = list(events) if isinstance(events, (list, tuple)) else [events]
+    watched = []
+    for i, event in enumerate(items):
+        if not callable(event):
+            raise ProblemError(f"events[{i}] must be callable as event(t, y); got {type(event).__name__}")
+        terminal = getattr(event, "terminal", None)
+        if terminal is None or terminal is False or (not isinstance(terminal, bool) and terminal == 0):
+            terminal = False
+        elif terminal is not True and (not isinstance(terminal, (int, np.integer)) or terminal < 0):
+            raise ProblemError(f"events[{i}].terminal must be a boolean or a positive integer; got {terminal!r}")
+        direction = getattr(event, "direction", 0)
+        try:
+            sign = int(np.sign(float(direction)))
+        except (TypeError, ValueError) as exc:
+            raise ProblemError(f"events[{i}].direction must be a number; got {direction!r}") from exc
+        watched.append(Event(_condition(event, field, args, numpy), terminal=terminal if isinstance(terminal, bool)
+                             else int(terminal), direction=sign, name=EVENT_NAME.format(i)))
+    return tuple(watched)
+
+
+def _condition(event: Callable[..., Any], field: PeerField, args: tuple[Any, ...],
+               numpy: bool) -> Callable[..., torch.Tensor]:
+    """``event(t, y, *args)`` as sciode's ``condition(u, p, t)``: one value for the (unbatched) system."""
+    def condition(u: torch.Tensor, p: Any, t: torch.Tensor) -> torch.Tensor:
+        y = field.peer_state(u)
+        if numpy:
+            value = float(event(float(t), y.detach().cpu().numpy().copy(), *args))
+            return torch.tensor(value, dtype=u.dtype, device=u.device)
+        return torch.as_tensor(event(t, y, *args), dtype=u.dtype, device=u.device).reshape(())
+
+    return condition
+
+
+def _result(sol: Solution, field: PeerField, numpy: bool, dense_output: bool,
+            watched: tuple[Event, ...] | None) -> OdeResult:
     t = sol.t
     y = field.peer_state(sol.u, (sol.u.shape[0],)).T
-    status, message = (0, "The solver successfully reached the end of the integration interval.") \
-        if sol.successful else (-1, sol.message)
+    if sol.retcode is ReturnCode.TERMINATED:
+        status, message = 1, "A termination event occurred."
+    elif sol.successful:
+        status, message = 0, "The solver successfully reached the end of the integration interval."
+    else:
+        status, message = -1, sol.message
+    t_events = y_events = None
+    if watched is not None:
+        records = [sol.events[event.name] for event in watched]
+        t_events = [r.t[:int(r.count)] for r in records]
+        y_events = [r.u[:int(r.count)] for r in records]
     if numpy:
         t, y = t.detach().cpu().double().numpy(), y.detach().cpu().numpy()
+        if watched is not None:
+            t_events = [x.detach().cpu().numpy() for x in t_events]
+            y_events = [x.detach().cpu().numpy() for x in y_events]
     dense = DenseOutput(sol, field, numpy) if dense_output and sol.has_dense_output else None
-    return OdeResult(t=t, y=y, sol=dense, t_events=None, y_events=None, nfev=sol.stats["nfe"],
+    return OdeResult(t=t, y=y, sol=dense, t_events=t_events, y_events=y_events, nfev=sol.stats["nfe"],
                      njev=sol.stats["njac"], nlu=sol.stats["nlinsolve"], status=status, message=message,
                      success=status >= 0)

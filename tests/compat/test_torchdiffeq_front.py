@@ -1,6 +1,8 @@
 """sciode.compat.torchdiffeq against the real torchdiffeq: the same calls, the same answers."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -231,3 +233,106 @@ def test_failure_raises_as_torchdiffeq_does():
     assert isinstance(info.value, AssertionError) and isinstance(info.value, sciode.SciodeError)
     with pytest.raises(front.SolveFailedError, match="MAX_STEPS"):
         front.odeint(spiral, Y0, T, options={"max_num_steps": 3})
+
+
+def test_per_element_rtol_matches_torchdiffeq():
+    rtol = torch.tensor([1e-10, 1e-4, 1e-10, 1e-4], dtype=torch.float64)
+    y0 = Y0.reshape(-1)
+
+    def field(t, y):
+        return (y.reshape(2, 2) @ A).reshape(-1)
+
+    ours = front.odeint(field, y0, T, rtol=rtol, atol=1e-12)
+    theirs = torchdiffeq.odeint(field, y0, T, rtol=rtol, atol=1e-12)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_step_bounds_and_step_times_match_torchdiffeq():
+    """max_step bounds the steps, step_t forces steps onto given times: the same answers either way."""
+    steps = []
+
+    def field(t, y):
+        steps.append(float(t))
+        return y @ A
+
+    stops = torch.tensor([0.37, 1.41], dtype=torch.float64)
+    options = dict(max_step=0.05, min_step=1e-6, step_t=stops)
+    theirs = torchdiffeq.odeint(field, Y0, T, options=options)
+    steps.clear()
+    ours = front.odeint(field, Y0, T, options=options)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    starts = sorted(set(steps))
+    assert all(b - a <= 0.05 + 1e-12 for a, b in zip(starts, starts[1:]) if b - a > 1e-9) or len(starts) > 40
+    assert any(abs(s - 0.37) < 1e-12 for s in steps) and any(abs(s - 1.41) < 1e-12 for s in steps)
+
+
+def _falling_ball(g):
+    def field(t, state):
+        x, v = state
+        return v, -g * torch.ones_like(x)
+
+    def ground(t, state):
+        return state[0]
+
+    return field, ground
+
+
+@pytest.mark.parametrize("interface", ["odeint", "odeint_adjoint"])
+def test_odeint_event_time_state_and_gradients_equal_torchdiffeq(interface):
+    """A ball dropped from x0 lands at t* = sqrt(2 x0 / g): both fronts find it and differentiate it."""
+    results = []
+    for lib in (front, torchdiffeq):
+        g = torch.tensor(9.8, dtype=torch.float64, requires_grad=True)
+        x0 = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+        field, ground = _falling_ball(g)
+        kwargs = {} if interface == "odeint" else {"adjoint_params": (g,)}
+        t_event, (x, v) = lib.odeint_event(field, (x0, torch.zeros(1, dtype=torch.float64)),
+                                           torch.tensor(0.0, dtype=torch.float64), event_fn=ground,
+                                           odeint_interface=getattr(lib, interface), rtol=1e-10, atol=1e-12,
+                                           **kwargs)
+        assert x.shape == v.shape == (2, 1)
+        grads = torch.autograd.grad(t_event + 0.1 * v[-1].sum(), [x0, g])
+        results.append((t_event.detach(), v[-1].detach(), *grads))
+    exact = math.sqrt(2 * 1.0 / 9.8)
+    assert abs(float(results[0][0]) - exact) < 1e-10
+    assert abs(float(results[1][0]) - exact) < 1e-8  # torchdiffeq bisects the event time to atol in t
+    for a, b in zip(results[0], results[1]):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-8)
+    dt_dx0 = 1.0 / math.sqrt(2 * 1.0 * 9.8)  # d/dx0 sqrt(2 x0 / g); v(t*) = -sqrt(2 g x0)
+    torch.testing.assert_close(results[0][2], torch.tensor([dt_dx0 - 0.1 * math.sqrt(9.8 / 2.0)],
+                                                           dtype=torch.float64), rtol=1e-7, atol=1e-9)
+
+
+def test_reverse_time_events_and_several_event_outputs():
+    """y' = -y from 1: backwards in time it grows to 2 at t = -log 2; of two outputs, the first to cross wins."""
+    def field(t, y):
+        return -y
+
+    def events(t, y):
+        return torch.stack([y[0] - 2.0, y[0] - 3.0])
+
+    y0 = torch.ones(1, dtype=torch.float64)
+    t0 = torch.tensor(0.0, dtype=torch.float64)
+    for lib in (front, torchdiffeq):
+        t_event, y = lib.odeint_event(field, y0, t0, event_fn=events, reverse_time=True, rtol=1e-10, atol=1e-12)
+        assert abs(float(t_event) + math.log(2.0)) < 1e-8 and y.shape == (2, 1)
+        torch.testing.assert_close(y[-1], torch.tensor([2.0], dtype=torch.float64), rtol=1e-7, atol=1e-7)
+    t_event, y = front.odeint(field, y0, torch.tensor([0.0, 1.0], dtype=torch.float64),
+                              event_fn=lambda t, y: y[0] - 0.5)
+    assert abs(float(t_event) - math.log(2.0)) < 1e-6
+
+
+def test_fixed_step_events_with_step_size():
+    def field(t, y):
+        return -y
+
+    def half(t, y):
+        return y[0] - 0.5
+
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    ours = front.odeint(field, torch.ones(1, dtype=torch.float64), t, method="rk4", options={"step_size": 0.01},
+                        event_fn=half)
+    theirs = torchdiffeq.odeint(field, torch.ones(1, dtype=torch.float64), t, method="rk4",
+                                options={"step_size": 0.01}, event_fn=half)
+    assert abs(float(ours[0]) - math.log(2.0)) < 1e-8  # rk4's continuous extension
+    assert abs(float(ours[0]) - float(theirs[0])) < 1e-4  # torchdiffeq interpolates linearly within the step

@@ -29,10 +29,7 @@ class Decay(torch.nn.Module):
 
 
 @pytest.mark.parametrize("options, named", [
-    ({"step_t": torch.tensor([0.5])}, "step_t"),
     ({"jump_t": torch.tensor([0.5])}, "jump_t"),
-    ({"min_step": 1e-3}, "min_step"),
-    ({"max_step": 0.1}, "max_step"),
     ({"grid_constructor": lambda f, y0, t: t}, "grid_constructor"),
     ({"interp": "cubic"}, "interp"),
     ({"solver": "LSODA"}, "solver"),
@@ -75,8 +72,8 @@ def test_odeint_bad_inputs():
         front.odeint(decay, Y0, T.clone().requires_grad_(True))
     with pytest.raises(sciode.ProblemError, match="strictly increasing or strictly decreasing"):
         front.odeint(decay, Y0, torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64))
-    with pytest.raises(sciode.ProblemError, match="rtol per element"):
-        front.odeint(decay, Y0, T, rtol=torch.tensor([1e-6, 1e-3], dtype=torch.float64))
+    with pytest.raises(sciode.ProblemError, match=r"rtol must be a number or hold one value per element"):
+        front.odeint(decay, Y0, T, rtol=torch.tensor([1e-6, 1e-3, 1e-3], dtype=torch.float64))
     with pytest.raises(sciode.ProblemError, match="y0 must be a tensor or a non-empty tuple"):
         front.odeint(decay, [1.0, 2.0], T)
     with pytest.raises(sciode.ProblemError, match=r"func must return .*shape \(2,\)"):
@@ -102,10 +99,50 @@ def test_odeint_adjoint_options():
         front.odeint_adjoint(func, Y0, T, adjoint_options={"norm": lambda x: x.abs().max()})
     with pytest.raises(sciode.ProblemError, match=r"adjoint_options \['first_step'\]"):
         front.odeint_adjoint(func, Y0, T, adjoint_options={"first_step": 0.1})
-    with pytest.raises(sciode.ProblemError, match="adjoint_atol"):
+    with pytest.raises(sciode.ProblemError, match="adjoint_atol must be one number"):
         front.odeint_adjoint(func, Y0, T, adjoint_atol=torch.tensor([1e-9, 1e-3], dtype=torch.float64))
+    with pytest.raises(sciode.ProblemError, match="adjoint_rtol must be one number"):
+        front.odeint_adjoint(func, Y0, T, rtol=torch.tensor([1e-9, 1e-3], dtype=torch.float64))
     with pytest.raises(sciode.ProblemError, match="nearest available is 'dopri5'"):
         front.odeint_adjoint(func, Y0, T, adjoint_method="dopri8")
+
+
+def test_event_arguments():
+    func = Decay()
+    t2 = T[[0, -1]]
+
+    def crossing(t, y):
+        return y[0] - 0.5
+
+    with pytest.raises(sciode.ProblemError, match="t must hold 2 times with event_fn"):
+        front.odeint(decay, Y0, T, event_fn=crossing)
+    with pytest.raises(sciode.ProblemError, match="step_size"):
+        front.odeint(decay, Y0, t2, method="rk4", event_fn=crossing)
+    with pytest.raises(sciode.ProblemError, match="adjoint_rtol, adjoint_method: with event_fn"):
+        front.odeint_adjoint(func, Y0, t2, event_fn=crossing, adjoint_rtol=1e-6, adjoint_method="rk4")
+    with pytest.raises(sciode.ProblemError, match="event_fn must be callable"):
+        front.odeint(decay, Y0, t2, event_fn=3.0)
+    with pytest.raises(sciode.ProblemError, match="t0 must be a torch.Tensor"):
+        front.odeint_event(decay, Y0, 0.0, event_fn=crossing)
+    with pytest.raises(sciode.NotDifferentiableError, match="t requires grad"):
+        front.odeint_event(decay, Y0, torch.tensor(0.0, dtype=torch.float64, requires_grad=True), event_fn=crossing)
+
+
+def test_solve_ivp_events_arguments():
+    def event(t, y):
+        return y[0] - 0.5
+
+    event.terminal = -1
+    with pytest.raises(sciode.ProblemError, match=r"events\[0\].terminal"):
+        solve_ivp(decay, [0, 1], [1.0], events=event)
+    event.terminal, event.direction = True, "down"
+    with pytest.raises(sciode.ProblemError, match=r"events\[0\].direction"):
+        solve_ivp(decay, [0, 1], [1.0], events=event)
+    with pytest.raises(sciode.ProblemError, match=r"events\[1\] must be callable"):
+        solve_ivp(decay, [0, 1], [1.0], events=[lambda t, y: y[0], 2.0])
+    event.direction = -1
+    with pytest.raises(sciode.ProblemError, match="events: not available with the scipy bridge solver 'scipy_radau'"):
+        solve_ivp(decay, [0, 1], [1.0], method="Radau", events=event)
 
 
 @pytest.mark.parametrize("options, named", [
@@ -113,9 +150,8 @@ def test_odeint_adjoint_options():
     ({"lband": 1}, "lband"),
     ({"uband": 1}, "uband"),
     ({"min_step": 1e-3}, "min_step"),
-    ({"max_step": 0.1}, "max_step"),  # native sciode solvers have no maximum step yet
     ({"not_an_option": 1}, "not_an_option"),
-    ({"rtol": [1e-3, 1e-6]}, "rtol per element"),
+    ({"rtol": [1e-3, 1e-6, 1e-6]}, "rtol must be a number or hold one value per element"),
 ])
 def test_solve_ivp_options(options, named):
     with pytest.raises(sciode.ProblemError, match=re.escape(named)):
