@@ -23,8 +23,8 @@ RUNNER = (
 
 
 @pytest.mark.parametrize("page, blocks, expected", [
-    ("from_torchdiffeq.md", 2, "SUCCESS torch.Size([10, 1, 2])"),
-    ("from_scipy.md", 3, "SUCCESS torch.Size([301, 3, 2])"),
+    ("from_torchdiffeq.md", 3, "SUCCESS torch.Size([10, 1, 2])"),
+    ("from_scipy.md", 4, "SUCCESS torch.Size([301, 3, 2])"),
 ])
 def test_page_blocks_run_in_order(tmp_path, page, blocks, expected):
     found = code_blocks(DOCS / page)

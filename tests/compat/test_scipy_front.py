@@ -159,3 +159,100 @@ def test_jac_with_an_explicit_method_warns_as_scipy_does():
         scipy_solve_ivp(exponential_decay, [0, 1], [1.0], jac=[[-0.5]])
     with pytest.warns(UserWarning, match="jac"):
         solve_ivp(exponential_decay, [0, 1], [1.0], jac=[[-0.5]])
+
+
+def upward_cannon(t, y):
+    return [y[1], -0.5]
+
+
+def hit_ground(t, y):
+    return y[0]
+
+
+hit_ground.terminal = True
+hit_ground.direction = -1
+
+
+def apex(t, y):
+    return y[1]
+
+
+@pytest.mark.parametrize("events", [hit_ground, (hit_ground, apex)], ids=["hit_ground", "hit_ground+apex"])
+def test_cannon_ball_events(events):
+    """scipy's documented example: fired upwards at 10, falling at 0.5; apex at t = 20, ground at t = 40."""
+    ours = solve_ivp(upward_cannon, [0, 100], [0, 10], events=events, dense_output=True)
+    theirs = scipy_solve_ivp(upward_cannon, [0, 100], [0, 10], events=events, dense_output=True)
+    assert ours.status == theirs.status == 1 and ours.success and ours.message == theirs.message
+    assert len(ours.t_events) == len(theirs.t_events)
+    for a, b, exact in zip(ours.t_events, theirs.t_events, [40.0, 20.0]):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+        np.testing.assert_allclose(a, [exact], rtol=1e-12)
+    for a, b in zip(ours.y_events, theirs.y_events):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    assert ours.t[-1] == pytest.approx(40.0, rel=1e-12) and ours.y[0, -1] == pytest.approx(0.0, abs=1e-10)
+    np.testing.assert_allclose(ours.sol(np.array([10.0, 30.0])), theirs.sol(np.array([10.0, 30.0])), rtol=1e-10)
+
+
+def test_terminal_event_with_t_eval_keeps_the_times_before_it():
+    t_eval = [0, 10, 20, 30, 45, 60]
+    ours = solve_ivp(upward_cannon, [0, 100], [0, 10], events=hit_ground, t_eval=t_eval)
+    theirs = scipy_solve_ivp(upward_cannon, [0, 100], [0, 10], events=hit_ground, t_eval=t_eval)
+    np.testing.assert_array_equal(ours.t, theirs.t)  # [0, 10, 20, 30]: 45 and 60 lie past the landing
+    np.testing.assert_allclose(ours.y, theirs.y, rtol=1e-10, atol=1e-10)
+    assert ours.status == theirs.status == 1
+
+
+def test_non_terminal_events_count_every_crossing_in_the_asked_direction():
+    def oscillator(t, y):
+        return [y[1], -y[0]]
+
+    def upward(t, y):
+        return y[0]
+
+    upward.direction = 1
+
+    def either(t, y):
+        return y[0]
+
+    def twice(t, y):
+        return y[1] - 0.25
+
+    twice.terminal = 2
+    span, y0 = [0, 20], [0.5, 0.0]
+    ours = solve_ivp(oscillator, span, y0, events=[upward, either, twice], rtol=1e-10, atol=1e-12)
+    theirs = scipy_solve_ivp(oscillator, span, y0, events=[upward, either, twice], rtol=1e-10, atol=1e-12)
+    assert ours.status == theirs.status == 1  # twice: the second time y' = 0.25 (t = 11 pi / 6) ends it
+    for a, b in zip(ours.t_events, theirs.t_events):
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+    # y = 0.5 cos t: zeros at pi/2 (falling) and 3 pi/2 (rising); y' = -0.5 sin t = 0.25 at 7 pi/6, 11 pi/6
+    np.testing.assert_allclose(ours.t_events[0], [1.5 * np.pi], rtol=1e-9)
+    np.testing.assert_allclose(ours.t_events[1], [0.5 * np.pi, 1.5 * np.pi], rtol=1e-9)
+    np.testing.assert_allclose(ours.t_events[2], [7 * np.pi / 6, 11 * np.pi / 6], rtol=1e-9)
+
+
+def test_events_in_torch_give_event_time_gradients():
+    """Fired upwards at v0 under g = 0.5, the ball lands at t* = 4 v0: dt*/dv0 = 4."""
+    v0 = torch.tensor(10.0, dtype=torch.float64, requires_grad=True)
+    y0 = torch.stack([torch.zeros((), dtype=torch.float64), v0])
+    result = solve_ivp(lambda t, y: torch.stack([y[1], torch.full_like(y[0], -0.5)]), [0, 100], y0,
+                       events=hit_ground, rtol=1e-10, atol=1e-12)
+    (t_land,) = result.t_events
+    assert isinstance(t_land, torch.Tensor) and result.status == 1
+    torch.testing.assert_close(t_land, torch.tensor([40.0], dtype=torch.float64), rtol=1e-10, atol=0.0)
+    (grad,) = torch.autograd.grad(t_land.sum(), v0)
+    torch.testing.assert_close(grad, torch.tensor(4.0, dtype=torch.float64), rtol=1e-8, atol=0.0)
+
+
+def test_max_step_with_sciodes_own_solvers():
+    ours = solve_ivp(lotkavolterra, **LV, max_step=0.05)
+    theirs = scipy_solve_ivp(lotkavolterra, **LV, max_step=0.05)
+    assert np.diff(ours.t).max() <= 0.05 * (1 + 1e-12)
+    assert abs(len(ours.t) - len(theirs.t)) <= 0.05 * len(theirs.t)
+
+
+def test_per_element_rtol_matches_scipy():
+    t = np.linspace(0, 15, 50)
+    ours = solve_ivp(lotkavolterra, **LV, t_eval=t, rtol=[1e-9, 1e-4], atol=1e-12)
+    theirs = scipy_solve_ivp(lotkavolterra, **LV, t_eval=t, rtol=[1e-9, 1e-4], atol=1e-12)
+    np.testing.assert_allclose(ours.y, theirs.y, rtol=1e-5, atol=1e-5)
