@@ -22,6 +22,7 @@ RUNNER = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page, blocks, expected", [
     ("from_torchdiffeq.md", 3, "SUCCESS torch.Size([10, 1, 2])"),
     ("from_scipy.md", 4, "SUCCESS torch.Size([301, 3, 2])"),
