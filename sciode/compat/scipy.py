@@ -32,7 +32,7 @@ __all__ = ["DenseOutput", "OdeResult", "solve_ivp"]
 
 #: scipy's explicit methods: a Jacobian has no effect on them (scipy warns, and so do we)
 EXPLICIT = frozenset({"RK45", "RK23", "DOP853"})
-#: the bridge solvers run scipy's own integrators (own step control; max_step is their option)
+#: the bridge solvers run scipy's own integrators, with scipy's own step control
 BRIDGE = frozenset({"scipy_radau", "scipy_bdf", "scipy_lsoda"})
 #: solve_ivp options sciode does not offer, and why
 UNSUPPORTED_OPTIONS = {
@@ -76,6 +76,10 @@ def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method:
     """
     numpy = not isinstance(y0, torch.Tensor)
     y0 = _initial_state(y0)
+    if y0.is_complex() and (t_eval is not None or dense_output):
+        raise ProblemError("a complex y0 with t_eval or dense_output is not supported yet: sciode's saved times and "
+                           "dense output take real states only; solve without them, or split y0 into real and "
+                           "imaginary parts")
     if not callable(fun):
         raise ProblemError(f"fun must be callable as fun(t, y); got {type(fun).__name__}")
     if not isinstance(vectorized, bool):
@@ -104,7 +108,7 @@ def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method:
 
 
 class _NumpyFunction:
-    """A NumPy ``fun(t, y, *args)`` called on sciode's tensors: float t, a copy of y as a float64 array."""
+    """A NumPy ``fun(t, y, *args)`` called on sciode's tensors: float t, a copy of y as a NumPy array."""
 
     def __init__(self, fun: Callable[..., Any]) -> None:
         self.fun = fun
@@ -114,21 +118,19 @@ class _NumpyFunction:
             raise ProblemError("the solver differentiates fun to build its Jacobian, but fun works on NumPy arrays: "
                                "pass jac=..., use method='Radau', 'BDF' or 'LSODA', or give y0 as a torch tensor "
                                "and write fun with torch operations")
-        value = np.asarray(self.fun(float(t), y.detach().cpu().numpy().copy(), *args), dtype=np.float64)
+        value = np.asarray(self.fun(float(t), y.detach().cpu().numpy().copy(), *args),
+                           dtype=np.complex128 if y.is_complex() else np.float64)
         return torch.as_tensor(value, dtype=y.dtype, device=y.device)
 
 
 def _initial_state(y0: Any) -> torch.Tensor:
-    """y0 as a 1-D floating tensor (NumPy input becomes float64, as scipy makes it)."""
+    """y0 as a 1-D floating or complex tensor (NumPy input becomes float64 or complex128, as scipy makes it)."""
     if isinstance(y0, torch.Tensor):
-        value = y0 if y0.is_floating_point() else y0.to(torch.get_default_dtype())
+        value = y0 if y0.is_floating_point() or y0.is_complex() else y0.to(torch.get_default_dtype())
     else:
         array = np.asarray(y0)
-        if np.iscomplexobj(array):
-            raise ProblemError("y0 is complex: complex states are not supported by sciode; "
-                               "split it into real and imaginary parts")
         try:
-            value = torch.as_tensor(array.astype(np.float64))
+            value = torch.as_tensor(array.astype(np.complex128 if np.iscomplexobj(array) else np.float64))
         except (TypeError, ValueError) as exc:
             raise ProblemError(f"y0 must be a 1-D array of numbers; got {y0!r}") from exc
     if value.ndim != 1:

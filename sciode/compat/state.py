@@ -24,8 +24,8 @@ class FlatState:
         if len(dtypes) > 1:
             raise ProblemError(f"the tensors of a tuple {argument} must share one dtype; "
                                f"got {sorted(map(str, dtypes))}")
-        if not parts[0].is_floating_point():
-            raise ProblemError(f"{argument} must have a floating dtype (float32 or float64); got {parts[0].dtype}")
+        if not (parts[0].is_floating_point() or parts[0].is_complex()):
+            raise ProblemError(f"{argument} must have a floating or complex dtype; got {parts[0].dtype}")
         self.argument = argument
         self.shapes = [x.shape for x in parts]
         self.sizes = [math.prod(s) for s in self.shapes]

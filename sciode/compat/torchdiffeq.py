@@ -149,6 +149,9 @@ class _Call:
                 raise ProblemError(f"func.{name}: step callbacks are not supported by sciode's solve")
         state = FlatState(y0)
         u0 = state.pack(y0)
+        if u0.is_complex():
+            raise ProblemError("a complex y0 is not supported yet: sciode's saved times take real states only; "
+                               "split y0 into real and imaginary parts")
         times = _check_t(t)
         method = method or "dopri5"
         solver = TORCHDIFFEQ.solver(method)

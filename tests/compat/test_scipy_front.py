@@ -256,3 +256,14 @@ def test_per_element_rtol_matches_scipy():
     ours = solve_ivp(lotkavolterra, **LV, t_eval=t, rtol=[1e-9, 1e-4], atol=1e-12)
     theirs = scipy_solve_ivp(lotkavolterra, **LV, t_eval=t, rtol=[1e-9, 1e-4], atol=1e-12)
     np.testing.assert_allclose(ours.y, theirs.y, rtol=1e-5, atol=1e-5)
+
+
+def test_complex_state_matches_scipy():
+    def rotate(t, y):
+        return 1j * y
+
+    ours = solve_ivp(rotate, [0, 5], [1.0 + 0.5j, 2.0], rtol=1e-9, atol=1e-12)
+    theirs = scipy_solve_ivp(rotate, [0, 5], [1.0 + 0.5j, 2.0], rtol=1e-9, atol=1e-12)
+    assert ours.y.dtype == theirs.y.dtype == np.complex128 and ours.status == theirs.status == 0
+    np.testing.assert_allclose(ours.y, np.array([1.0 + 0.5j, 2.0])[:, None] * np.exp(1j * ours.t), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(ours.y[:, -1], theirs.y[:, -1], rtol=1e-7, atol=1e-8)
