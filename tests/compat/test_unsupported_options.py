@@ -29,7 +29,6 @@ class Decay(torch.nn.Module):
 
 
 @pytest.mark.parametrize("options, named", [
-    ({"jump_t": torch.tensor([0.5])}, "jump_t"),
     ({"grid_constructor": lambda f, y0, t: t}, "grid_constructor"),
     ({"interp": "cubic"}, "interp"),
     ({"solver": "LSODA"}, "solver"),
