@@ -87,6 +87,9 @@ def odeint_adjoint(func: Callable[..., Any], y0: Any, t: torch.Tensor, *, rtol: 
         adjoint_params = func.parameters()
     owned = _adjoint_tensors(adjoint_params)
     call = _Call.of(func, y0, t, rtol, atol, method, options, owned)
+    if call.u0.is_complex():
+        raise ProblemError("odeint_adjoint with a complex y0 is not supported (nor by torchdiffeq): the adjoint's "
+                           "augmented state is real; use odeint, which differentiates complex solves by autograd")
     if event_fn is not None:
         given = [name for name, value in (("adjoint_rtol", adjoint_rtol), ("adjoint_atol", adjoint_atol),
                                           ("adjoint_method", adjoint_method), ("adjoint_options", adjoint_options))
@@ -147,9 +150,6 @@ class _Call:
                 raise ProblemError(f"func.{name}: step callbacks are not supported by sciode's solve")
         state = FlatState(y0)
         u0 = state.pack(y0)
-        if u0.is_complex():
-            raise ProblemError("a complex y0 is not supported yet: sciode's saved times take real states only; "
-                               "split y0 into real and imaginary parts")
         times = _check_t(t)
         method = method or "dopri5"
         solver = TORCHDIFFEQ.solver(method)
