@@ -76,10 +76,6 @@ def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method:
     """
     numpy = not isinstance(y0, torch.Tensor)
     y0 = _initial_state(y0)
-    if y0.is_complex() and (t_eval is not None or dense_output):
-        raise ProblemError("a complex y0 with t_eval or dense_output is not supported yet: sciode's saved times and "
-                           "dense output take real states only; solve without them, or split y0 into real and "
-                           "imaginary parts")
     if not callable(fun):
         raise ProblemError(f"fun must be callable as fun(t, y); got {type(fun).__name__}")
     if not isinstance(vectorized, bool):

@@ -31,13 +31,11 @@ __all__ = ["SolveFailedError", "odeint", "odeint_adjoint", "odeint_event"]
 
 #: torchdiffeq's adaptive-solver options, each mapped onto a ``solve`` argument in ``_solve_options``
 ADAPTIVE_OPTIONS = frozenset({"first_step", "max_num_steps", "norm", "safety", "ifactor", "dfactor", "dtype",
-                              "min_step", "max_step", "step_t"})
+                              "min_step", "max_step", "step_t", "jump_t"})
 #: torchdiffeq's fixed-grid options that map onto ``solve``
 FIXED_OPTIONS = frozenset({"step_size", "perturb", "norm", "dtype"})
 #: torchdiffeq options sciode does not offer, and why
 UNSUPPORTED_OPTIONS = {
-    "jump_t": "sciode steps onto given times (use step_t) but carries the last stage across them, so f is not "
-              "re-evaluated after a discontinuity; split the solve at the jump instead",
     "grid_constructor": "sciode's fixed grid is t0 + k*dt; pass options={'step_size': dt}",
     "interp": "sciode evaluates between grid points with the method's own continuous extension",
     "solver": "scipy's integrators are sciode solvers: method='scipy_lsoda', 'scipy_bdf' or 'scipy_radau'",
@@ -89,6 +87,9 @@ def odeint_adjoint(func: Callable[..., Any], y0: Any, t: torch.Tensor, *, rtol: 
         adjoint_params = func.parameters()
     owned = _adjoint_tensors(adjoint_params)
     call = _Call.of(func, y0, t, rtol, atol, method, options, owned)
+    if call.u0.is_complex():
+        raise ProblemError("odeint_adjoint with a complex y0 is not supported (nor by torchdiffeq): the adjoint's "
+                           "augmented state is real; use odeint, which differentiates complex solves by autograd")
     if event_fn is not None:
         given = [name for name, value in (("adjoint_rtol", adjoint_rtol), ("adjoint_atol", adjoint_atol),
                                           ("adjoint_method", adjoint_method), ("adjoint_options", adjoint_options))
@@ -149,9 +150,6 @@ class _Call:
                 raise ProblemError(f"func.{name}: step callbacks are not supported by sciode's solve")
         state = FlatState(y0)
         u0 = state.pack(y0)
-        if u0.is_complex():
-            raise ProblemError("a complex y0 is not supported yet: sciode's saved times take real states only; "
-                               "split y0 into real and imaginary parts")
         times = _check_t(t)
         method = method or "dopri5"
         solver = TORCHDIFFEQ.solver(method)
@@ -288,8 +286,9 @@ def _solve_options(options: dict[str, Any], adaptive: bool, state: FlatState, dt
         kwargs["min_step"] = options["min_step"]
     if options.get("max_step") not in (None, float("inf")):
         kwargs["max_step"] = options["max_step"]
-    if options.get("step_t") is not None:
-        kwargs["tstops"] = options["step_t"]
+    stops = [torch.as_tensor(options[k]).reshape(-1) for k in ("step_t", "jump_t") if options.get(k) is not None]
+    if stops:  # sciode lands on each and restarts just after it: f is never evaluated across a jump
+        kwargs["tstops"] = torch.cat(stops)
     kwargs["controller"] = PIController(beta1=1.0, beta2=0.0, safety=float(options.get("safety", 0.9)),
                                         min_factor=float(options.get("dfactor", 0.2)),
                                         max_factor=float(options.get("ifactor", 10.0)))

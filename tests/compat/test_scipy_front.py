@@ -262,8 +262,12 @@ def test_complex_state_matches_scipy():
     def rotate(t, y):
         return 1j * y
 
-    ours = solve_ivp(rotate, [0, 5], [1.0 + 0.5j, 2.0], rtol=1e-9, atol=1e-12)
-    theirs = scipy_solve_ivp(rotate, [0, 5], [1.0 + 0.5j, 2.0], rtol=1e-9, atol=1e-12)
+    t_eval = np.linspace(0, 5, 11)
+    kwargs = dict(t_eval=t_eval, dense_output=True, rtol=1e-9, atol=1e-12)
+    ours = solve_ivp(rotate, [0, 5], [1.0 + 0.5j, 2.0], **kwargs)
+    theirs = scipy_solve_ivp(rotate, [0, 5], [1.0 + 0.5j, 2.0], **kwargs)
     assert ours.y.dtype == theirs.y.dtype == np.complex128 and ours.status == theirs.status == 0
-    np.testing.assert_allclose(ours.y, np.array([1.0 + 0.5j, 2.0])[:, None] * np.exp(1j * ours.t), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(ours.y[:, -1], theirs.y[:, -1], rtol=1e-7, atol=1e-8)
+    exact = np.array([1.0 + 0.5j, 2.0])[:, None] * np.exp(1j * t_eval)
+    np.testing.assert_allclose(ours.y, exact, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(ours.y, theirs.y, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(ours.sol(2.0), theirs.sol(2.0), rtol=1e-7, atol=1e-8)

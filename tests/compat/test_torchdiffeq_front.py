@@ -336,3 +336,35 @@ def test_fixed_step_events_with_step_size():
                                 options={"step_size": 0.01}, event_fn=half)
     assert abs(float(ours[0]) - math.log(2.0)) < 1e-8  # rk4's continuous extension
     assert abs(float(ours[0]) - float(theirs[0])) < 1e-4  # torchdiffeq interpolates linearly within the step
+
+
+def test_jump_t_resolves_a_discontinuity_like_torchdiffeq():
+    """y' = -y before t = 1 and +1 after: with the jump announced, both land on it and restart."""
+    def field(t, y):
+        return torch.where(t < 1.0, -y, torch.ones_like(y))
+
+    y0 = torch.ones(1, dtype=torch.float64)
+    t = torch.tensor([0.0, 0.5, 1.0, 2.0], dtype=torch.float64)
+    options = {"jump_t": torch.tensor([1.0], dtype=torch.float64)}
+    ours = front.odeint(field, y0, t, rtol=1e-9, atol=1e-12, options=options)
+    theirs = torchdiffeq.odeint(field, y0, t, rtol=1e-9, atol=1e-12, options=options)
+    exact = torch.tensor([[1.0], [math.exp(-0.5)], [math.exp(-1.0)], [math.exp(-1.0) + 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(ours, exact, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-8)
+
+
+def test_complex_states_and_their_gradients_match_torchdiffeq():
+    w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+
+    def rotate(t, y):
+        return 1j * w * y
+
+    y0 = torch.tensor([1.0 + 0.5j, 2.0], dtype=torch.complex128)
+    results = []
+    for odeint in (front.odeint, torchdiffeq.odeint):
+        out = odeint(rotate, y0, T, rtol=1e-10, atol=1e-12)
+        assert out.dtype == torch.complex128 and out.shape == (len(T), 2)
+        results.append((out.detach(), torch.autograd.grad(out.real.sum(), w)[0]))
+    torch.testing.assert_close(results[0][0], y0 * torch.exp(0.3j * T)[:, None], rtol=1e-8, atol=1e-9)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-8)

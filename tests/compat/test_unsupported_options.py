@@ -30,7 +30,6 @@ class Decay(torch.nn.Module):
 
 
 @pytest.mark.parametrize("options, named", [
-    ({"jump_t": torch.tensor([0.5])}, "jump_t"),
     ({"grid_constructor": lambda f, y0, t: t}, "grid_constructor"),
     ({"interp": "cubic"}, "interp"),
     ({"solver": "LSODA"}, "solver"),
@@ -79,8 +78,8 @@ def test_odeint_bad_inputs():
         front.odeint(decay, [1.0, 2.0], T)
     with pytest.raises(sciode.ProblemError, match=r"func must return .*shape \(2,\)"):
         front.odeint(lambda t, y: y[:1], Y0, T)
-    with pytest.raises(sciode.ProblemError, match="complex y0"):
-        front.odeint(decay, Y0.to(torch.complex128), T)
+    with pytest.raises(sciode.ProblemError, match="odeint_adjoint with a complex y0"):
+        front.odeint_adjoint(decay, Y0.to(torch.complex128), T, adjoint_params=())
     with pytest.raises(sciode.ProblemError, match="options must be a dict"):
         front.odeint(decay, Y0, T, options=[("first_step", 0.1)])
 
@@ -143,7 +142,8 @@ def test_solve_ivp_events_arguments():
         solve_ivp(decay, [0, 1], [1.0], events=event)
     with pytest.raises(sciode.ProblemError, match=r"events\[1\] must be callable"):
         solve_ivp(decay, [0, 1], [1.0], events=[lambda t, y: y[0], 2.0])
-    event.direction = -1  # the scipy bridge hands events on to scipy itself
+    event.direction = -1
+    # the scipy bridge hands events on to scipy itself
     ours = solve_ivp(decay, [0, 1], [1.0], method="Radau", events=event)
     theirs = scipy_solve_ivp(decay, [0, 1], [1.0], method="Radau", events=event)
     assert ours.status == theirs.status == 1
@@ -172,8 +172,6 @@ def test_solve_ivp_methods_and_inputs():
         solve_ivp(decay, [0, 1], [1.0], method=RK45)
     with pytest.raises(sciode.ProblemError, match="does not integrate complex states"):
         solve_ivp(decay, [0, 1], [1.0 + 1j], method="rodas4")
-    with pytest.raises(sciode.ProblemError, match="complex y0 with t_eval or dense_output"):
-        solve_ivp(decay, [0, 1], [1.0 + 1j], t_eval=[0.5])
     with pytest.raises(sciode.ProblemError, match="y0 must be 1-dimensional"):
         solve_ivp(decay, [0, 1], [[1.0, 2.0]])
     with pytest.raises(sciode.ProblemError, match="args must be a tuple"):
