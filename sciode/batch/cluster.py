@@ -77,7 +77,8 @@ class _Pieces:
         if sum(p.sizes["member"] for p in parts.values()) < self.size[index]:
             return None
         del self.parts[index]
-        return parts[0] if len(parts) == 1 else join_members([parts[s] for s in sorted(parts)])
+        ordered = [parts[s] for s in sorted(parts)]
+        return ordered[0] if len(ordered) == 1 else join_members(ordered)
 
 
 def run_dask(tasks: Sequence[Task], script: ProblemScript, options: BatchOptions, template: Template, *,
@@ -104,7 +105,7 @@ def run_dask(tasks: Sequence[Task], script: ProblemScript, options: BatchOptions
             pending[fut] = (index, start, stop, attempt)
             queue.add(fut)
 
-        for index, per_member, _ in tasks:
+        for index in pieces.size:
             submit(index, 0, pieces.size[index], 0)
         try:
             for fut in queue:
