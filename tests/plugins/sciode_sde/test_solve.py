@@ -70,10 +70,10 @@ def test_samples_add_a_sample_dim_in_xarray() -> None:
     assert sol.u.shape == (11, 6, 4, 2)
     assert not torch.allclose(sol.u[-1, 0], sol.u[-1, 1])  # independent paths
     ds = sol.to_xarray()
-    assert ds["u"].dims == ("time", "sample", "member", "state")
+    assert ds["u"].dims == ("sample", "member", "time", "state")  # members first, as in sciode run
     assert ds.sizes["sample"] == 6 and ds["retcode"].dims == ("sample", "member")
     single = sciode.solve(_ou(torch.ones(2, dtype=torch.float64)), "euler_maruyama", dt=0.1, seed=0, samples=3)
-    assert single.to_xarray()["u"].dims == ("time", "sample", "state")
+    assert single.to_xarray()["u"].dims == ("sample", "time", "state")
     plain = sciode.solve(_ou(), "euler_maruyama", dt=0.1, seed=0)
     assert plain.member_dims is None and plain.to_xarray()["u"].dims == ("time", "member", "state")
 
@@ -187,5 +187,5 @@ def test_solution_member_dims_hook_names_the_member_dims() -> None:
     default = sol.to_xarray()["u"].dims
     sol.member_dims = ("sample", "site")
     ds = sol.to_xarray()
-    assert ds["u"].dims == ("time", "sample", "site", "state") and ds["retcode"].dims == ("sample", "site")
-    assert default[1:-1] != ("sample", "site")
+    assert ds["u"].dims == ("sample", "site", "time", "state") and ds["retcode"].dims == ("sample", "site")
+    assert default[:-2] != ("sample", "site")
