@@ -9,7 +9,8 @@ configuration (``distributed.comm.tls.*``; see docs/batch.md).
 Every task carries everything it needs (the script's source, the chunk's inputs):
 nothing the run depends on lives only in a worker's memory. A chunk whose worker
 dies is retried once, then split in halves, until the members that kill a worker
-are alone; those get FAILURE with a message, the rest complete.
+are alone; a member that kills a worker twice on its own gets FAILURE with a
+message, the rest complete.
 """
 from __future__ import annotations
 
@@ -32,13 +33,17 @@ __all__ = ["run_dask", "local_cluster"]
 
 @contextlib.contextmanager
 def local_cluster(workers: int) -> Iterator[Any]:
-    """A TLS, loopback-only LocalCluster and a Client on it; a task is given up after its first worker death."""
+    """A TLS, loopback-only LocalCluster and a Client on it.
+
+    A task is given up after the first death of its worker, and each worker holds only
+    the task it runs (``worker-saturation`` 1), so a death is charged to that task alone.
+    """
     import dask
     from distributed import Client, LocalCluster
     from distributed.security import Security
 
     security = Security.temporary()
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                protocol="tls://", security=security, dashboard_address=None, silence_logs=40)
     with cluster, Client(cluster, security=security) as client:
@@ -77,7 +82,8 @@ class _Pieces:
         if sum(p.sizes["member"] for p in parts.values()) < self.size[index]:
             return None
         del self.parts[index]
-        return parts[0] if len(parts) == 1 else join_members([parts[s] for s in sorted(parts)])
+        ordered = [parts[s] for s in sorted(parts)]
+        return ordered[0] if len(ordered) == 1 else join_members(ordered)
 
 
 def run_dask(tasks: Sequence[Task], script: ProblemScript, options: BatchOptions, template: Template, *,
@@ -104,7 +110,7 @@ def run_dask(tasks: Sequence[Task], script: ProblemScript, options: BatchOptions
             pending[fut] = (index, start, stop, attempt)
             queue.add(fut)
 
-        for index, per_member, _ in tasks:
+        for index in pieces.size:
             submit(index, 0, pieces.size[index], 0)
         try:
             for fut in queue:
@@ -112,12 +118,12 @@ def run_dask(tasks: Sequence[Task], script: ProblemScript, options: BatchOptions
                 try:
                     ds = fut.result()
                 except KilledWorker:
-                    if attempt == 0:  # the worker may have died of something else: try the piece again whole
-                        submit(index, start, stop, 1)
-                    elif stop - start > 1:  # it kills workers: find the members that do
+                    if stop - start > 1 and attempt > 0:  # it kills workers: find the members that do
                         middle = (start + stop) // 2
                         submit(index, start, middle, 1)
                         submit(index, middle, stop, 1)
+                    elif attempt < 2:  # the worker may have died of something else: try the piece again
+                        submit(index, start, stop, attempt + 1)
                     else:
                         whole = pieces.add(index, start, failed_members(1, WORKER_DIED, template))
                         if whole is not None:
