@@ -75,7 +75,7 @@ def test_samples_add_a_sample_dim_in_xarray() -> None:
     single = sciode.solve(_ou(torch.ones(2, dtype=torch.float64)), "euler_maruyama", dt=0.1, seed=0, samples=3)
     assert single.to_xarray()["u"].dims == ("sample", "time", "state")
     plain = sciode.solve(_ou(), "euler_maruyama", dt=0.1, seed=0)
-    assert plain.member_dims is None and plain.to_xarray()["u"].dims == ("time", "member", "state")
+    assert plain.member_dims is None and plain.to_xarray()["u"].dims == ("member", "time", "state")
 
 
 def test_blow_up_returns_unstable_with_the_partial_path() -> None:
