@@ -23,6 +23,7 @@ from ..problems import ODEProblem
 from ..retcode import ReturnCode
 from ..solution import Solution
 from ..solve import solve
+from ..structure import Banded
 from .field import PeerField
 from .methods import SCIPY
 from .state import FlatState
@@ -36,12 +37,34 @@ EXPLICIT = frozenset({"RK45", "RK23", "DOP853"})
 BRIDGE = frozenset({"scipy_radau", "scipy_bdf", "scipy_lsoda"})
 #: solve_ivp options sciode does not offer, and why
 UNSUPPORTED_OPTIONS = {
-    "jac_sparsity": "sparse Jacobian patterns are not supported yet (sciode's ODEProblem takes no jac_prototype)",
-    "lband": "banded Jacobians are not supported yet", "uband": "banded Jacobians are not supported yet",
     "min_step": "LSODA's min_step is not passed on by sciode's scipy_lsoda bridge",
 }
 #: the name of the i-th scipy event in ``sol.events``
 EVENT_NAME = "event{}"
+
+
+def _jac_prototype(sparsity: Any, lband: Any, uband: Any, n: int) -> Any:
+    """scipy's Jacobian structure as sciode's ``jac_prototype``: a boolean mask, or sciode.Banded."""
+    if lband is not None or uband is not None:
+        if sparsity is not None:
+            raise ProblemError("give either jac_sparsity or lband/uband, not both")
+        for name, value in (("lband", lband), ("uband", uband)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < 0):
+                raise ProblemError(f"{name} must be a non-negative int; got {value!r}")
+        return Banded(int(lband or 0), int(uband or 0))
+    if sparsity is None:
+        return None
+    try:
+        import scipy.sparse as sparse
+
+        dense = sparsity.toarray() if sparse.issparse(sparsity) else np.asarray(sparsity)
+    except (TypeError, ValueError) as exc:
+        raise ProblemError("jac_sparsity must be an (n, n) array or sparse matrix; "
+                           f"got {type(sparsity).__name__}") from exc
+    if dense.shape != (n, n):
+        raise ProblemError(f"jac_sparsity must have shape ({n}, {n}); got {dense.shape}")
+    return torch.from_numpy(dense != 0)
 
 
 class OdeResult(OptimizeResult):
@@ -88,11 +111,14 @@ def solve_ivp(fun: Callable[..., Any], t_span: Sequence[float], y0: Any, method:
     rtol, atol = options.pop("rtol", 1e-3), options.pop("atol", 1e-6)
     first_step, max_step = options.pop("first_step", None), options.pop("max_step", np.inf)
     jac = options.pop("jac", None)
+    prototype = _jac_prototype(options.pop("jac_sparsity", None), options.pop("lband", None),
+                               options.pop("uband", None), y0.shape[0])
     _check_options(options)
     state = FlatState(y0)
     field = PeerField(_NumpyFunction(fun) if numpy else fun, state, args=extra)
     watched = _events(events, field, extra, numpy)
-    problem = ODEProblem(field, y0, t_span, jac=_jacobian(jac, method, extra, numpy, y0.shape[0]))
+    problem = ODEProblem(field, y0, t_span, jac=_jacobian(jac, method, extra, numpy, y0.shape[0]),
+                         jac_prototype=prototype)
     step_options: dict[str, Any] = {} if max_step is None or max_step == np.inf else {"max_step": max_step}
     if solver not in BRIDGE:  # scipy's step-size rule (safety 0.9, factors in [0.2, 10], no PI memory)
         step_options["controller"] = PIController(beta1=1.0, beta2=0.0, safety=0.9, min_factor=0.2, max_factor=10.0)

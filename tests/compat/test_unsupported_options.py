@@ -151,9 +151,9 @@ def test_solve_ivp_events_arguments():
 
 
 @pytest.mark.parametrize("options, named", [
-    ({"jac_sparsity": np.eye(2)}, "jac_sparsity"),
-    ({"lband": 1}, "lband"),
-    ({"uband": 1}, "uband"),
+    ({"jac_sparsity": np.eye(3)}, "jac_sparsity must have shape (2, 2)"),
+    ({"lband": -1}, "lband must be a non-negative int"),
+    ({"lband": 1, "jac_sparsity": np.eye(2)}, "either jac_sparsity or lband/uband"),
     ({"min_step": 1e-3}, "min_step"),
     ({"not_an_option": 1}, "not_an_option"),
     ({"rtol": [1e-3, 1e-6, 1e-6]}, "rtol must be a number or hold one value per element"),
@@ -161,6 +161,21 @@ def test_solve_ivp_events_arguments():
 def test_solve_ivp_options(options, named):
     with pytest.raises(sciode.ProblemError, match=re.escape(named)):
         solve_ivp(decay, [0, 1], [1.0, 2.0], **options)
+
+
+@pytest.mark.parametrize("method, structure", [("BDF", {"jac_sparsity": np.eye(3)}),
+                                               ("Radau", {"jac_sparsity": np.eye(3)}),
+                                               ("LSODA", {"lband": 0, "uband": 0}),
+                                               ("rodas4", {"jac_sparsity": np.eye(3)})])  # rodas4: torch y0
+def test_solve_ivp_jacobian_structure_is_used(method, structure):
+    """jac_sparsity / lband-uband become the Problem's jac_prototype: scipy gets them back, sciode colors."""
+    y0 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64) if method == "rodas4" else [1.0, 2.0, 3.0]
+    ours = solve_ivp(decay, [0, 1], y0, method=method, rtol=1e-8, atol=1e-10, **structure)
+    assert ours.success
+    np.testing.assert_allclose(np.asarray(ours.y[:, -1]), np.exp(-1.0) * np.array([1.0, 2.0, 3.0]), rtol=1e-6)
+    if method != "rodas4":
+        theirs = scipy_solve_ivp(decay, [0, 1], [1.0, 2.0, 3.0], method=method, rtol=1e-8, atol=1e-10, **structure)
+        assert ours.nfev == theirs.nfev
 
 
 def test_solve_ivp_methods_and_inputs():
