@@ -143,7 +143,8 @@ def solver_page(entry: Entry) -> str:
     rows = [
         "| property | value |", "|---|---|",
         f"| order | {cls.order} |",
-        f"| adaptive | {_yes(cls.adaptive)}" + (f" (embedded error estimate of order {error_order})" if cls.adaptive and error_order else "") + " |",
+        f"| adaptive | {_yes(cls.adaptive)}"
+        + (f" (embedded error estimate of order {error_order})" if cls.adaptive and error_order else "") + " |",
         f"| dense output | {_yes(cls.dense_output)} |",
         f"| problems | {_problem_types(cls)} |",
         f"| differentiable (backprop) | {_yes(getattr(cls, 'differentiable', True))} |",
@@ -172,7 +173,8 @@ def _constructor(cls: type) -> str:
 def model_page(entry: Entry) -> str:
     signature = _constructor(entry.cls)
     rows = ["| property | value |", "|---|---|", *_provenance(entry)]
-    usage = ["## Constructor", "", "```python", signature, "```", "", "## Usage", "", "```python", _usage(entry), "```", ""]
+    usage = ["## Constructor", "", "```python", signature, "```", "",
+             "## Usage", "", "```python", _usage(entry), "```", ""]
     return "\n".join(_header(entry) + rows + [""] + usage + _body(entry))
 
 

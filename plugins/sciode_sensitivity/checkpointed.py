@@ -43,7 +43,8 @@ class Checkpointed(sciode.Sensitivity):
     """
 
     name = "checkpointed"
-    summary = "Stores states at checkpoints, replays steps with autograd in backward: exact discrete gradient, bounded memory."
+    summary = ("Stores states at checkpoints, replays steps with autograd in backward: exact discrete gradient, "
+               "bounded memory.")
     reference = "Griewank & Walther, Algorithm 799: revolve (2000); Gholami, Keutzer & Biros, ANODE (2019)"
 
     def __init__(self, *, n_checkpoints: int | None = None) -> None:
@@ -56,8 +57,9 @@ class Checkpointed(sciode.Sensitivity):
                 "sequence, so a replayed iteration would have to re-apply the per-member accept masks and saveat "
                 "interpolation; use stepping='shared' (members still get exact gradients) or sensealg='adjoint'")
         if not solver.differentiable:
-            raise sciode.NotDifferentiableError(f"sensealg 'checkpointed' replays steps with autograd, but solver {solver.name!r} "
-                                                "is not differentiable; use sensealg='adjoint' with a differentiable backward solver")
+            raise sciode.NotDifferentiableError(f"sensealg 'checkpointed' replays steps with autograd, but solver "
+                                                f"{solver.name!r} is not differentiable; use sensealg='adjoint' with a "
+                                                "differentiable backward solver")
         inputs = DifferentiableInputs.of(problem)
         return bridged_solve(_CheckpointedRun(self.n_checkpoints, problem, solver, options, inputs), inputs)
 
