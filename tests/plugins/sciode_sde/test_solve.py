@@ -14,7 +14,8 @@ def _ou(u0: torch.Tensor | None = None, **kw: object) -> sciode.SDEProblem:
 
 
 def test_every_sde_solver_is_registered_as_an_owns_loop_solver() -> None:
-    names = {"euler_maruyama", "milstein", "srk", "reversible_heun", "euler_heun", "sde_heun", "sde_midpoint", "log_ode"}
+    names = {"euler_maruyama", "milstein", "srk", "reversible_heun", "euler_heun", "sde_heun", "sde_midpoint",
+             "log_ode"}
     registered = sciode.solvers()
     assert names <= set(registered)
     assert all(registered[n].owns_loop and registered[n].problem_types == (sciode.SDEProblem,) for n in names)
@@ -180,7 +181,7 @@ def test_unsupported_sensitivity_is_rejected() -> None:
 
 
 def test_solution_member_dims_hook_names_the_member_dims() -> None:
-    """The core hook this plugin relies on: ``Solution.member_dims`` renames the member dims of to_xarray by position."""
+    """The core hook this plugin relies on: ``Solution.member_dims`` renames to_xarray's member dims by position."""
     prob = sciode.ODEProblem(lambda u, p, t: -u, torch.ones(2, 3, 1), (0.0, 1.0))
     sol = sciode.Solution(prob, torch.tensor([0.0, 1.0]), torch.ones(2, 2, 3, 1),
                           torch.ones(2, 3, dtype=torch.int8), "SUCCESS", {})
