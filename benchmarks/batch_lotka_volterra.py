@@ -79,7 +79,8 @@ def main() -> None:
     parser.add_argument("--t1", type=float, default=50.0)
     parser.add_argument("--rtol", type=float, default=1e-6)
     parser.add_argument("--atol", type=float, default=1e-9)
-    parser.add_argument("--saveat", type=int, default=100, help="equal intervals of the saved grid (run_batch's default)")
+    parser.add_argument("--saveat", type=int, default=100,
+                        help="equal intervals of the saved grid (run_batch's default)")
     parser.add_argument("--chunk", type=int, default=2500, help="members per batched solve (4 chunks for 10,000)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()

@@ -52,7 +52,8 @@ def work_precision(rtols: list[float]) -> str:
         import torchdiffeq
 
         ts = torch.tensor(tspan, dtype=torch.float64)
-        solvers["torchdiffeq dopri5"] = lambda r: torchdiffeq.odeint(lambda t, u: counted(u), u0, ts, rtol=r, atol=r * 1e-3, method="dopri5")[-1]
+        solvers["torchdiffeq dopri5"] = lambda r: torchdiffeq.odeint(lambda t, u: counted(u), u0, ts, rtol=r,
+                                                                     atol=r * 1e-3, method="dopri5")[-1]
     except ImportError:
         pass
     try:
@@ -76,7 +77,8 @@ def work_precision(rtols: list[float]) -> str:
                 err = float((fn(rtol) - reference).abs().max())
             points[name].append((rtol, counted.calls, err))
     rows = [[f"{r:.0e}", name, n, f"{e:.2e}"] for name, pts in points.items() for r, n, e in pts]
-    out = table(["rtol", "(b) solver (atol = rtol/1000)", "NFE", "max error at t=5"], sorted(rows, key=lambda r: (float(r[0]), r[1]), reverse=True))
+    out = table(["rtol", "(b) solver (atol = rtol/1000)", "NFE", "max error at t=5"],
+                sorted(rows, key=lambda r: (float(r[0]), r[1]), reverse=True))
     # at matched accuracy: the fewest NFE each sciode method needs to be at least as accurate as a peer's run
     ours = [n for n in points if n.startswith("sciode")]
     matched = []
@@ -87,7 +89,8 @@ def work_precision(rtols: list[float]) -> str:
                 enough = [n for _, n, e in points[name] if e <= e_peer]
                 row.append(f"{min(enough)} ({min(enough) / n_peer:.2f}x)" if enough else "-")
             matched.append(row)
-    return out + "\n\n" + table(["peer run", "rtol", "peer error", "peer NFE", *(f"{n} NFE for <= error" for n in ours)], matched)
+    header = ["peer run", "rtol", "peer error", "peer NFE", *(f"{n} NFE for <= error" for n in ours)]
+    return out + "\n\n" + table(header, matched)
 
 
 def main() -> None:

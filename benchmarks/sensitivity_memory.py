@@ -119,14 +119,17 @@ def main() -> None:
         peaks[name] = []
         for n in args.steps:
             peaks[name].append(peak_bytes(lambda: run(n)))
-            print(f"  measured {name} at {n} steps: {peaks[name][-1] / 2**20:.3f} MiB", file=sys.stderr, flush=True)
-    rows = [[name] + [f"{b / 2**20:.3f}" for b in values] + [f"{values[-1] / values[0]:.2f}"] for name, values in peaks.items()]
-    print(table(["peak tensor MiB"] + [f"{n} steps" for n in args.steps] + [f"{args.steps[-1]} / {args.steps[0]}"], rows))
+            print(f"  measured {name} at {n} steps: {peaks[name][-1] / 2**20:.3f} MiB", file=sys.stderr,
+                  flush=True)
+    rows = [[name] + [f"{b / 2**20:.3f}" for b in values] + [f"{values[-1] / values[0]:.2f}"]
+            for name, values in peaks.items()]
+    header = ["peak tensor MiB"] + [f"{n} steps" for n in args.steps] + [f"{args.steps[-1]} / {args.steps[0]}"]
+    print(table(header, rows))
     adj = peaks["adjoint"]
     ck = peaks["checkpointed (n_checkpoints=100)"]
     print(f"\nadjoint {args.steps[-1]} vs {args.steps[0]} steps: {adj[-1] / adj[0]:.2f}x (goal <= 1.2)")
-    print("checkpointed(n_checkpoints=100) / adjoint: " + ", ".join(f"{n}: {c / a:.2f}x" for n, c, a in zip(args.steps, ck, adj))
-          + " (goal <= 2)")
+    ratios = ", ".join(f"{n}: {c / a:.2f}x" for n, c, a in zip(args.steps, ck, adj))
+    print(f"checkpointed(n_checkpoints=100) / adjoint: {ratios} (goal <= 2)")
     bp = peaks["backprop"]
     print("backprop growth: " + ", ".join(f"{n}: {b / bp[0]:.1f}x" for n, b in zip(args.steps, bp)) + " of the first")
 

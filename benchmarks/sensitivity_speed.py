@@ -54,7 +54,8 @@ def spiral_data(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.T
     A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=dtype)
     t = torch.linspace(0.0, 25.0, 1000, dtype=dtype)
     with torch.no_grad():
-        true_y = torchdiffeq.odeint(lambda t, y: (y ** 3) @ A, torch.tensor([[2.0, 0.0]], dtype=dtype), t, method="dopri5")
+        true_y = torchdiffeq.odeint(lambda t, y: (y ** 3) @ A, torch.tensor([[2.0, 0.0]], dtype=dtype), t,
+                                    method="dopri5")
     gen = torch.Generator().manual_seed(0)
     start = torch.randperm(1000 - 100, generator=gen)[:20]
     batch_t = t[:100:10]
