@@ -21,8 +21,10 @@ controller the same way). ``order=k`` fixes the order (for convergence tests); `
 caps it. The order is shared by the batch; steps may be per member.
 
 Dense output: the interpolating polynomial of the differences, order q. Gradients (backprop):
-the converged correction gets one more Newton step with autograd, as in ``theta.py`` (an
-implicit-function-theorem step), and the difference update is differentiable.
+the converged correction d* gets the derivative of one more Newton step with autograd (the
+implicit-function-theorem gradient, with a fresh Jacobian at the solution) while its value stays
+d*, so a solve with gradients follows exactly the trajectory of one without (checkpointed replays
+agree with backprop); the difference update is differentiable.
 """
 from __future__ import annotations
 
@@ -161,7 +163,8 @@ class BDF(Solver):
         if needs_grad(rhs, u) or psi.requires_grad:
             with torch.no_grad():
                 exact = system.factor(system.jacobian(rhs, t1, yp + d)[0], c)
-            d = d - exact.solve(mass.matvec(d + psi) - c * rhs(t1, y_pred + d), rhs)
+            step = exact.solve(mass.matvec(d + psi) - c * rhs(t1, y_pred + d), rhs)
+            d = d - (step - step.detach())  # the value stays d* (as without gradients), the derivative is the IFT one
         y1 = y_pred + d
         err = _ERROR_CONST[q] * d
         D_new = self._update(D, d, q)

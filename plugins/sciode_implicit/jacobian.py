@@ -90,6 +90,13 @@ def _functional_vjps(rhs: RHS, x: torch.Tensor, tt: torch.Tensor, time_in_pass: 
     return tuple(vmap(pullback)(basis))
 
 
+def _independent_of_u(rhs: RHS, t: torch.Tensor, u: torch.Tensor, y: torch.Tensor) -> bool:
+    """f's output carries no graph: is that because f ignores u, or because f detaches? One probe call."""
+    with torch.no_grad():
+        probe = rhs.f(u.detach() * 1.25 + 0.5, rhs.p, t.detach())
+    return bool(torch.equal(probe, y.detach()))
+
+
 def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool,
               create_graph: bool) -> tuple[torch.Tensor, Any]:
     n = u.shape[-1]
@@ -117,14 +124,17 @@ def _autodiff(rhs: RHS, t: torch.Tensor, u: torch.Tensor, with_time: bool,
                 y = rhs.f(x, rhs.p, tt)
             eye = torch.eye(n, dtype=u.dtype, device=u.device)
             basis = eye.reshape((n,) + (1,) * (u.ndim - 1) + (n,)).expand((n,) + u.shape)
-            if not y.requires_grad:  # f depends on neither u nor t (a zero or constant field): J = 0
-                grads = (None, None)
-            elif create_graph:
+            if create_graph:
                 grads = _functional_vjps(rhs, x, tt, time_in_pass, basis)
             else:
                 grads = _vjps(y, (x, tt) if time_in_pass else (x,), basis, rhs, create_graph)
         except ProblemError:
             raise
+        except RuntimeError as exc:
+            if "does not require grad" not in str(exc) or not _independent_of_u(rhs, tt, u, y):
+                raise ProblemError("could not differentiate f with autograd to build the Jacobian; give the Problem "
+                                   f"an analytic jac(u, p, t) instead. Cause: {type(exc).__name__}: {exc}") from exc
+            grads = (None, None)  # f depends on neither u nor t (a zero, constant or time-only field): J = 0
         except Exception as exc:
             raise ProblemError("could not differentiate f with autograd to build the Jacobian; give the Problem an "
                                f"analytic jac(u, p, t) instead. Cause: {type(exc).__name__}: {exc}") from exc
