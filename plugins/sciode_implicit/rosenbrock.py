@@ -88,6 +88,8 @@ class Rosenbrock(Solver):
 
     def _linearize(self, rhs: RHS, system: Any, t: torch.Tensor, u: torch.Tensor, grad: bool) -> tuple[Any, Any]:
         """J and df/dt at the step start; a retry from the same (t, u) after a rejection reuses them."""
+        if torch.compiler.is_compiling():  # the reuse test needs host syncs: a compiled step always linearizes
+            return system.jacobian(rhs, t, u if grad else u.detach(), with_time=True, create_graph=grad)
         start = self._start  # (u, t, grad, J, df/dt): a J with a graph only serves a step that backprops
         if (start is not None and start[2] == grad and torch.equal(start[1], t)
                 and (start[0] is u or torch.equal(start[0], u))):
