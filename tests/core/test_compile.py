@@ -63,7 +63,11 @@ def test_rosenbrock_compiled_matches_eager(solver):
     eager, compiled = _both(prob, solver, rtol=1e-6, atol=1e-10, saveat=[0.0, 1.0, 1e3])
     assert _relative(compiled.u, eager.u) <= 1e-12
     assert compiled.retcode == eager.retcode == sciode.ReturnCode.SUCCESS
-    assert {k: compiled.stats[k] for k in eager.stats} == eager.stats  # njac and nlinsolve counted inside the graph
+    # njac and nlinsolve are counted inside the graph; a compiled step re-linearizes after a rejection (the eager
+    # step reuses the start Jacobian, a test that needs host syncs), so it may form a few more Jacobians
+    same = [k for k in eager.stats if k != "njac"]
+    assert {k: compiled.stats[k] for k in same} == {k: eager.stats[k] for k in same}
+    assert eager.stats["njac"] <= compiled.stats["njac"] <= eager.stats["nsteps"]
 
 
 @pytest.mark.slow
