@@ -36,8 +36,6 @@ __all__ = ["FixedClock", "MemberClock", "SharedClock", "make_clock", "tree_where
 #: consecutive non-finite attempts after which a member is declared UNSTABLE
 FREEZE_AFTER = 8
 
-_INT8 = {code: code.value for code in ReturnCode}
-
 
 def tree_where(mask: torch.Tensor, new: Any, old: Any) -> Any:
     """Per-member select over a solver state (tensors whose leading dims are the member dims)."""
@@ -185,7 +183,6 @@ class SharedClock(_Clock):
         st.nonfinite_streak = 0
         self.fail_at_start(st, f0)
         st.dt = self.first_step(st, t0, u0, f0)
-        st.dt_before_streak = st.dt
         return st
 
     def first_step(self, st: LoopState, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor) -> float:
@@ -297,8 +294,6 @@ class SharedClock(_Clock):
         if nonfinite is None:
             st.nonfinite_streak = 0
         else:
-            if st.nonfinite_streak == 0:
-                st.dt_before_streak = st.dt
             st.nonfinite_streak += 1
         underflow = abs(new_dt) <= 16 * self.eps * max(abs(st.t), 1.0)
         at_min = opts.min_step is not None and not accepted and abs(step) <= opts.min_step * (1 + 4 * self.eps)
@@ -432,10 +427,8 @@ class MemberClock(_Clock):
         if opts.dt is not None:
             dt = self.clock(self.direction * min(opts.dt, span))
         else:
-            md = len(self.batch_shape)
-            norm = opts.norm or (lambda x: rms_norm(x, md))
             safe_f0 = torch.where(torch.isfinite(f0), f0, 0)
-            dt = initial_step(self.rhs, t0, u0, safe_f0, self.k - 1, self.rhs.rtol, self.rhs.atol, norm,
+            dt = initial_step(self.rhs, t0, u0, safe_f0, self.k - 1, self.rhs.rtol, self.rhs.atol, self.rhs.norm,
                               self.direction, span).expand(self.batch_shape + (1,)).clone()
         st.dt = self.clamp_size(dt)
         st.dt_before_streak = st.dt.clone()
@@ -458,7 +451,9 @@ class MemberClock(_Clock):
         return bool(st.running.any())
 
     def batch_norm_fn(self, running: torch.Tensor | None) -> Any:
-        return self.rhs.norm
+        """Per-member clocks need no mask: each member's norm is its own (shape ``(*batch, 1)``)."""
+        md = len(self.batch_shape)
+        return self.opts.norm or (lambda x: rms_norm(x, md))
 
     def member_target(self, t: torch.Tensor) -> torch.Tensor:
         if len(self.stops) == 1:
@@ -497,8 +492,7 @@ class MemberClock(_Clock):
         with torch.no_grad():
             u, u1 = st.u.detach(), res.u.detach()
             scaled = self.scaled_error(res.error.detach(), u, u1)
-            md = len(self.batch_shape)
-            err = self.opts.norm(scaled) if self.opts.norm is not None else rms_norm(scaled, md)
+            err = self.rhs.norm(scaled)
             finite = torch.isfinite(u1).all(-1, keepdim=True)
             return torch.where(finite & torch.isfinite(err), err, math.inf), ~finite[..., 0] & st.running
 

@@ -48,8 +48,7 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     """Run the loop: the one place where steps are taken, saved and checked."""
     rhs = RHS(problem, opts.rtol, opts.atol, None)
     clock = make_clock(problem, solver, opts, rhs)
-    rhs.norm = clock.batch_norm_fn(None) if not clock.per_member else (
-        opts.norm or (lambda x: torch.linalg.vector_norm(x, dim=-1, keepdim=True) / x.shape[-1] ** 0.5))
+    rhs.norm = clock.batch_norm_fn(None)
     saver = Saver(problem, solver, opts.saveat, clock.per_member, opts.dense and solver.dense_output, opts.chunk_size)
     u0 = problem.u0
     t0 = clock.initial_time()
