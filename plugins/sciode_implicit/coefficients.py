@@ -125,8 +125,9 @@ RODAS4P = _rodas_family(
 
 
 # Steinebach's RODAS5P (2023): an eight-stage order-5(4) RODAS method with extra conditions for
-# Prothero-Robinson and index-1 DAEs, and an order-4 dense output (three H rows). Numbers as
-# published in Steinebach, "Construction of Rosenbrock-Wanner method Rodas5P and numerical
+# Prothero-Robinson (stiff order 3 there, as RODAS4P: see tests/plugins/sciode_implicit/test_rodas5p.py)
+# and index-1 DAEs, and an order-4 dense output (three H rows). Numbers as published in
+# Steinebach, "Construction of Rosenbrock-Wanner method Rodas5P and numerical
 # benchmarks within the Julia Differential Equations package", BIT Numer. Math. 63 (2023) 27.
 RODAS5P = _rodas_family(
     0.21193756319429014,
