@@ -11,6 +11,7 @@ import torch
 from .errors import ProblemError
 from .loop import LoopOptions, PIController, check_events, integrate
 from .loop.attempt import COMPILE_MODES, CompileWarning, compile_mode
+from .loop.compaction import threshold as compaction_threshold
 from .problems import ODEProblem, SDEProblem
 from .registry import registry
 from .sensitivity import Sensitivity
@@ -165,7 +166,7 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
           adaptive: bool | None = None, norm: Callable[[torch.Tensor], torch.Tensor] | None = None,
           controller: PIController | None = None, events: Any = None, max_step: float | None = None,
           min_step: float | None = None, tstops: Any = None, compile: bool | str = False,
-          **solver_options: Any) -> Solution:
+          compact: float | None = 0.5, **solver_options: Any) -> Solution:
     """Solve ``problem`` with ``solver`` and return a Solution.
 
     solver / sensealg: a registered name or an instance. saveat: None (every
@@ -180,7 +181,9 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     the error norm (tolerance-scaled error -> one value per member). compile: True
     runs each step as one torch.compile graph (CUDA graphs on CUDA), or a
     torch.compile mode name; a step that cannot be compiled runs eagerly after a
-    warning. A failed solve does not raise: check ``sol.retcode``.
+    warning. compact: with per-member stepping, step only the running members once
+    they are fewer than this fraction of the stepped batch (same results; None or 0:
+    never). A failed solve does not raise: check ``sol.retcode``.
     """
     if not isinstance(problem, ODEProblem):
         raise ProblemError(f"problem must be a sciode Problem (e.g. sciode.ODEProblem); got {type(problem).__name__}")
@@ -220,7 +223,7 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
         per_member=stepping == "per_member", dense=(saveat is None) if dense is None else bool(dense),
         progress=progress, norm=norm, controller=controller or PIController(), adaptive=use_adaptive,
         events=check_events(events), max_step=max_step, min_step=min_step, tstops=_tstops(tstops, problem),
-        compile=compile_mode(compile, problem.u0.device),
+        compile=compile_mode(compile, problem.u0.device), compact=compaction_threshold(compact),
     )
     if getattr(instance, "owns_loop", False):
         if opts.compile is not None:

@@ -138,7 +138,12 @@ class ExplicitRungeKutta(Solver):
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
                     dense: Any) -> torch.Tensor:
         P = torch.tensor(self._interpolant, dtype=theta.dtype, device=u0.device)  # (s, D)
-        powers = torch.stack([theta ** (d + 1) for d in range(P.shape[1])], dim=-1)  # (..., D)
-        weights = powers @ P.T  # (..., s)
+        # the stage weights sum_d P[:, d] theta^(d+1) by Horner's rule, elementwise: a matmul or a pow would
+        # round a member differently by its position in the batch (see sciode/loop/compaction.py)
+        th = theta[..., None]
+        inner = P[:, -1]
+        for d in range(P.shape[1] - 2, -1, -1):
+            inner = torch.addcmul(P[:, d], th, inner)
+        weights = inner * th  # (..., s)
         k = torch.stack(list(dense), dim=-1)  # (..., n, s)
         return u0 + h * (k * weights).sum(-1)

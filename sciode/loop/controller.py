@@ -44,7 +44,9 @@ class PIController:
     def factor(self, err: torch.Tensor, err_prev: torch.Tensor, accept: torch.Tensor, k: int) -> torch.Tensor:
         finite = torch.isfinite(err)
         e = torch.where(finite, err, 1.0).clamp_min(1e-10)
-        f = e.pow(-self.beta1 / k).mul_(err_prev.pow(self.beta2 / k)).mul_(self.safety)
+        # exp(log) rather than pow: CPU pow with a fractional exponent rounds differently in its vectorized
+        # and scalar paths, so a member's factor would depend on its position in the batch (compaction.py)
+        f = torch.log(e).mul_(-self.beta1 / k).add_(torch.log(err_prev), alpha=self.beta2 / k).exp_().mul_(self.safety)
         f = torch.where(accept, f.clamp(self.min_factor, self.max_factor), f.clamp(self.min_factor, 1.0))
         return torch.where(finite, f, self.min_factor)
 

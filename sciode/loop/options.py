@@ -40,4 +40,7 @@ class LoopOptions:
     max_step: float | None = None
     min_step: float | None = None
     tstops: torch.Tensor | None = None  # 1-D times strictly inside tspan, ordered in the direction of integration
+    #: per-member stepping: step only the running members once they are fewer than this fraction of
+    #: the stepped batch (compaction.py); None or 0 turns compaction off
+    compact: float | None = 0.5
     compile: str | None = None  # a torch.compile mode: each attempted step runs as one compiled graph (compiled.py)

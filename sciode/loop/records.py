@@ -50,6 +50,7 @@ class StepChunk:
     u1: torch.Tensor
     dense: Any
     elapsed_end: torch.Tensor  # (M, S): direction * (t_start + h - t0), per flat member
+    members: torch.Tensor | None = None  # flat indices of the members the rows hold (compaction); None: all
 
     def span(self) -> tuple[float, float]:
         """Smallest elapsed time at the chunk's start and largest at its end, over members."""
@@ -95,47 +96,48 @@ class StepChunk:
 class PerMemberSaves:
     """Saving at ``saveat`` when members step independently: each chunk evaluates only the
     save times that each member newly passed, so the work is one evaluation per
-    (member, save time) however far apart the members' clocks drift."""
+    (member, save time) however far apart the members' clocks drift. A chunk of a compacted
+    run covers only its ``members``; every value is kept with its (save time, member) cell."""
 
     def __init__(self, saveat: torch.Tensor, t0: float, direction: float, member_shape: torch.Size) -> None:
         self.times = saveat
         self.elapsed = ((saveat - t0) * direction).detach()
         self.member_shape = member_shape
-        members = math.prod(member_shape)
-        self.next = torch.zeros(members, dtype=torch.long, device=saveat.device)
-        self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.members = math.prod(member_shape)
+        self.next = torch.zeros(self.members, dtype=torch.long, device=saveat.device)
+        self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []  # (values (E, ...), cells (E,))
 
     def add(self, chunk: StepChunk, solver: Any) -> None:
         ends = chunk.elapsed_end[:, -1]
+        ids = chunk.members
+        start = self.next if ids is None else self.next.index_select(0, ids)
         tol = 64 * torch.finfo(ends.dtype).eps * (1 + ends.abs())
         reached = torch.searchsorted(self.elapsed.to(ends.dtype), ends + tol, side="right")
-        rows = int((reached - self.next).max())
+        rows = int((reached - start).max())
         if rows <= 0:
             return
-        k = self.next[:, None] + torch.arange(rows, device=ends.device)
-        valid = k < reached[:, None]
+        k = start[:, None] + torch.arange(rows, device=ends.device)
+        valid = (k < reached[:, None]).T
         k_safe = k.clamp_max(self.times.shape[0] - 1)
-        values = chunk.evaluate_at(solver, self.elapsed[k_safe], self.times[k_safe], self.member_shape)
-        self.pieces.append((values, torch.where(valid, k, -1).T))
-        self.next = torch.maximum(self.next, reached)
+        shape = self.member_shape if ids is None else ids.shape
+        values = chunk.evaluate_at(solver, self.elapsed[k_safe], self.times[k_safe], shape)
+        values = values.reshape((rows * ends.shape[0],) + values.shape[1 + len(shape):])
+        member = torch.arange(self.members, device=ends.device) if ids is None else ids
+        cells = k_safe.T * self.members + member
+        flat = valid.reshape(-1)
+        self.pieces.append((values[flat], cells.reshape(-1)[flat]))
+        moved = torch.maximum(start, reached)
+        self.next = moved if ids is None else self.next.index_copy(0, ids, moved)
 
     def assemble(self, like: torch.Tensor) -> torch.Tensor:
         """(K, *batch, n): every member's values at every save time, NaN where it never got there."""
         K = self.times.shape[0]
-        if not self.pieces:
-            return torch.full((K,) + tuple(like.shape), math.nan, dtype=like.dtype, device=like.device)
-        values = torch.cat([v for v, _ in self.pieces])
-        index = torch.cat([i for _, i in self.pieces])  # (rows, M): save index per row and member, -1 unused
-        rows, members = index.shape
-        source = torch.full((K, members), -1, dtype=torch.long, device=index.device)
-        valid = index >= 0
-        member_ids = torch.arange(members, device=index.device).expand(rows, members)
-        row_ids = torch.arange(rows, device=index.device)[:, None].expand(rows, members)
-        source[index[valid], member_ids[valid]] = row_ids[valid]
-        found = (source >= 0).reshape((K,) + tuple(self.member_shape))
-        out = _gather(values, source.clamp_min(0).reshape((K,) + tuple(self.member_shape)))
-        found = found.reshape(found.shape + (1,) * (out.ndim - found.ndim))
-        return torch.where(found, out, math.nan)
+        tail = tuple(like.shape[len(self.member_shape):])
+        out = torch.full((K * self.members,) + tail, math.nan, dtype=like.dtype, device=like.device)
+        if self.pieces:
+            values = torch.cat([v for v, _ in self.pieces])
+            out = out.index_copy(0, torch.cat([c for _, c in self.pieces]), values.to(like.dtype))
+        return out.reshape((K,) + tuple(self.member_shape) + tail)
 
 
 class StepRecorder:
@@ -145,6 +147,8 @@ class StepRecorder:
         self.t0 = t0
         self.direction = direction
         self.pending: list[tuple] = []
+        #: the members the records hold (flat indices, set when the loop compacts); None: all
+        self.members: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -167,7 +171,7 @@ class StepRecorder:
         # a member that did not advance keeps its previous end, so each row is non-decreasing
         elapsed_end = torch.cummax(elapsed_end, dim=1).values
         return StepChunk(t_start.detach(), h.detach(), torch.stack(cols[2]), torch.stack(cols[3]),
-                         _stack_tree(list(cols[4])), elapsed_end)
+                         _stack_tree(list(cols[4])), elapsed_end, self.members)
 
 
 def evaluate_chunks(chunks: list[StepChunk], solver: Any, t0: float, direction: float, times: torch.Tensor,
@@ -185,7 +189,11 @@ def evaluate_chunks(chunks: list[StepChunk], solver: Any, t0: float, direction: 
         hi = _bisect(el, hi_t + tol, left=False)
         if hi <= lo:
             continue
-        value, covered = chunk.evaluate(solver, elapsed_all[lo:hi], times[lo:hi], member_shape)
+        ids = chunk.members
+        value, covered = chunk.evaluate(solver, elapsed_all[lo:hi], times[lo:hi],
+                                        member_shape if ids is None else ids.shape)
+        if ids is not None:
+            value, covered = _widen(value, ids, member_shape), _widen(covered, ids, member_shape)
         for i, (v, c) in enumerate(zip(value.unbind(0), covered.unbind(0))):
             k = lo + i
             if values[k] is None:
@@ -195,6 +203,13 @@ def evaluate_chunks(chunks: list[StepChunk], solver: Any, t0: float, direction: 
                 values[k] = torch.where(cm, v, values[k])
                 masks[k] = masks[k] | c
     return values, masks
+
+
+def _widen(x: torch.Tensor, ids: torch.Tensor, member_shape: torch.Size) -> torch.Tensor:
+    """(K, m, ...) values of members ``ids`` as (K, *member_shape, ...), zero (False) elsewhere."""
+    members = math.prod(member_shape)
+    full = x.new_zeros((x.shape[0], members) + x.shape[2:]).index_copy(1, ids, x)
+    return full.reshape((x.shape[0],) + tuple(member_shape) + x.shape[2:])
 
 
 def _bisect(sorted_values: list[float], x: float, left: bool) -> int:

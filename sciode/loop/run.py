@@ -22,6 +22,7 @@ from ..solution import Solution
 from ..solver import RHS, Solver
 from .attempt import make_attempt
 from .clock import make_clock, tree_where
+from .compaction import make_compactor
 from .events import EventTracker, event_time_gradients
 from .options import LoopOptions
 from .outcome import final_codes, message
@@ -61,17 +62,21 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     saver.start(u0)
     progress = Progress(opts.progress, problem.tspan, getattr(solver, "name", "solve"))
     attempt = make_attempt(clock, solver, rhs, opts)
+    compactor = make_compactor(opts, solver, problem, clock, rhs, saver, st.solver_state)
     ran_out = False
     while clock.running(st):
         if st.iterations >= opts.max_steps:
             ran_out = True
             break
+        if compactor is not None:
+            st = compactor(st)
         step, last, target = clock.clamp(st)
         t, res, err, nonfinite = attempt(st, step)
         accepted = clock.accept(err, st)
         if events is not None and accepted is not False:
             accepted = events.check(st, t, step, res, accepted, last, target)
         st.iterations += 1
+        st.member_evaluations += st.status.numel()
         if accepted is True or (accepted is not False and bool(accepted.any())):
             everyone = None if not clock.per_member else accepted
             if opts.on_step is not None:
@@ -93,6 +98,8 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
         progress.update(st.t, clock.direction)
     attempt.finish()
     progress.close()
+    if compactor is not None:
+        st = compactor.finish(st)
     if not clock.adaptive:
         clock.check_members(st)
     return _solution(problem, solver, opts, clock, saver, events, st, rhs, ran_out, attempt.compile_time)
@@ -117,7 +124,7 @@ def _solution(problem: ODEProblem, solver: Solver, opts: LoopOptions, clock: Any
     text = message(codes, stop_times, clock.t1, st.iterations, opts.max_steps,
                    getattr(solver, "failure_note", ""), clock.adaptive,
                    sorted(events.terminal_names) if events is not None else [])
-    stats = dict(rhs.stats, iterations=st.iterations)
+    stats = dict(rhs.stats, iterations=st.iterations, member_evaluations=st.member_evaluations)
     if compile_time is not None:
         stats["compile_time"] = compile_time
     member_stats = None

@@ -62,6 +62,12 @@ class Saver:
         if len(self.recorder) >= self.chunk_size:
             self.flush()
 
+    def compact(self, members: torch.Tensor) -> None:
+        """From now on the loop steps only ``members`` (flat indices): later records hold just them."""
+        self.flush()
+        if self.recorder is not None:
+            self.recorder.members = members
+
     def flush(self) -> None:
         if self.recorder is None:
             return
@@ -121,7 +127,7 @@ class Saver:
             rows = []
             for v, m in zip(values, masks):
                 if v is None:
-                    nan = nan if nan is not None else torch.full_like(chunks[0].u0[0], math.nan)
+                    nan = nan if nan is not None else torch.full_like(self.problem.u0, math.nan)
                     rows.append(nan)
                 else:
                     mm = m.reshape(m.shape + (1,) * (v.ndim - m.ndim))

@@ -32,6 +32,7 @@ class LoopState:
     dt_before_streak: Any  # the step size in use before a member's non-finite streak began
     frozen_members: torch.Tensor  # bool (batch): members stopped early while others went on
     iterations: int = 0
+    member_evaluations: int = 0  # summed over passes: the members each pass stepped (compaction shrinks it)
     accepted: Any = 0  # int, or an int64 tensor (batch) with per-member clocks
     rejected: Any = 0
     frozen_any: bool = False  # True once some member has been frozen (a shared clock then masks it)
