@@ -25,7 +25,7 @@ from sciode import RHS, Solver, StepResult
 
 from .coefficients import RosenbrockTableau
 from .krylov import KrylovOptions
-from .linsolve import LinsolveOptions, linear_system
+from .linsolve import LinearSystem, LinsolveOptions, linear_system
 from .support import failure_note, needs_grad, stage_time
 
 Terms = tuple[tuple[int, float], ...]
@@ -77,6 +77,12 @@ class Rosenbrock(Solver):
         self.linear = LinsolveOptions.build(linsolve, preconditioner, krylov_tol, krylov_restart, krylov_maxiter)
         self.failure_note = ""
         self._start: tuple | None = None
+
+    def couples_members(self, problem: Any) -> str | None:
+        """Why a member's step depends on the other members (so the loop must not compact the batch), or None:
+        a sparse LU orders the whole batch's matrix at once, GMRES iterates until every member converges."""
+        kind = self.linear.linsolve or LinearSystem._default_kind(problem)
+        return f"linsolve={kind!r} solves the whole batch as one system" if kind in ("sparse", "gmres") else None
 
     def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> Any:
         self.failure_note = ""

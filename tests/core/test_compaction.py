@@ -158,3 +158,12 @@ def test_shared_stepping_counts_member_evaluations_and_ignores_compact() -> None
 def test_compact_must_be_a_fraction(bad: object) -> None:
     with pytest.raises(sciode.ProblemError, match="compact must be"):
         sciode.solve(problem(True), "tsit5", stepping="per_member", compact=bad)
+
+
+def test_rosenbrock_with_a_batch_wide_linear_solve_is_not_compacted() -> None:
+    """GMRES iterates until every member converges: compaction stays off. (Two identical GMRES solves
+    differ in the last digits already, so only the refusal is compared here.)"""
+    packed = sciode.solve(problem(True), "rodas4", stepping="per_member", saveat=5, linsolve="gmres")
+    assert packed.stats["member_evaluations"] == packed.stats["iterations"] * B
+    assert sciode.solvers()["rodas4"](linsolve="gmres").couples_members(problem(True)) is not None
+    assert sciode.solvers()["rodas4"](linsolve="dense").couples_members(problem(True)) is None
