@@ -20,7 +20,8 @@ where the loop's callers need full-size steps:
 * the solver says its step couples members (``couples_members(problem)``, e.g. a sparse LU or
   GMRES over the whole batch);
 * events (the tracker keeps per-member condition values, counts and landings of the full batch);
-* ``on_step`` (checkpointing replays full-size steps);
+* ``on_step`` (checkpointing replays full-size steps; ``checkpointed`` refuses per-member stepping
+  anyway, and the adjoint's backward solve steps shared, while its forward solve compacts);
 * ``compile`` (a new batch size would recompile the step's graph);
 * ``f`` does not take a compacted batch (it closes over per-member tensors instead of taking them
   through ``p``): a probe call at the first compaction finds this, and the solve goes on
@@ -133,12 +134,17 @@ class Compactor:
         count = int(running.sum())
         if count == 0 or count >= self.threshold * size:
             return st
-        local = running.nonzero()[:, 0]
         shape = st.status.shape
-        p = gather_tree(self.rhs.p, shape, local, strict=False)
+        if member_leaves(st.solver_state, shape) is None:  # the state grew a shared leaf after the first steps
+            self.off = True
+            return st
+        local = running.nonzero()[:, 0]
+        index = local if self.index is None else self.index.index_select(0, local)
+        # p is always gathered from the problem's own p against the full batch, so a shared tensor
+        # never passes for a per-member one when its length happens to match a compacted batch
+        p = gather_tree(self.clock.problem.p, self.batch, index, strict=False)
         if self.full is None and not self._f_takes(st, local, p):
             return st
-        index = local if self.index is None else self.index.index_select(0, local)
         self.full = self._merge(st)
         compact = dataclasses.replace(st, **{name: getattr(st, name).reshape((size,) + getattr(st, name).shape[
             len(shape):]).index_select(0, local) for name in MEMBER_FIELDS})
@@ -165,7 +171,7 @@ class Compactor:
         full = dataclasses.replace(self.full, iterations=st.iterations, frozen_any=st.frozen_any)
         for name in MEMBER_FIELDS:
             setattr(full, name, _scatter(getattr(self.full, name), self.batch, self.index, getattr(st, name)))
-        full.solver_state = None  # members that left keep no solver state: only their results count
+        full.solver_state = None  # the loop is over for the members that left: no solver state is kept for them
         return full
 
     def _resize(self, shape: torch.Size) -> None:
