@@ -107,8 +107,7 @@ def plan(opts: Any, solver: Any, problem: Any, solver_state: Any) -> str | None:
     if member_leaves(solver_state, problem.batch_shape) is None:
         return f"the solver state of {solver.name!r} has leaves the whole batch shares"
     couples = getattr(solver, "couples_members", None)
-    reason = couples(problem) if couples is not None else None
-    return reason
+    return couples(problem) if couples is not None else None
 
 
 @dataclasses.dataclass
@@ -146,9 +145,9 @@ class Compactor:
         if self.full is None and not self._f_takes(st, local, p):
             return st
         self.full = self._merge(st)
-        compact = dataclasses.replace(st, **{name: getattr(st, name).reshape((size,) + getattr(st, name).shape[
-            len(shape):]).index_select(0, local) for name in MEMBER_FIELDS})
-        compact.solver_state = gather_tree(st.solver_state, shape, local, strict=True)
+        compact = dataclasses.replace(st, solver_state=gather_tree(st.solver_state, shape, local, strict=True),
+                                      **{name: gather_tree(getattr(st, name), shape, local, strict=True)
+                                         for name in MEMBER_FIELDS})
         self.index, self.rhs.p = index, p
         self._resize(torch.Size([count]))
         self.saver.compact(index)
@@ -181,22 +180,22 @@ class Compactor:
 
     def _f_takes(self, st: LoopState, local: torch.Tensor, p: Any) -> bool:
         """Probe (uncounted) that f maps a compacted batch to one of the same shape."""
-        u = st.u.reshape((-1,) + st.u.shape[len(st.status.shape):]).index_select(0, local)
-        t = st.t.reshape(-1, 1).index_select(0, local)
+        shape = st.status.shape
+        u, t = (gather_tree(x.detach(), shape, local, strict=True) for x in (st.u, st.t))
         try:
             with torch.no_grad():
-                value = self.rhs.f(u.detach(), p, t)
-            ok = isinstance(value, torch.Tensor) and value.shape == u.shape
-        except (RuntimeError, IndexError, ValueError) as exc:
-            ok, why = False, f"{type(exc).__name__}: {exc}"
+                value = self.rhs.f(u, p, t)
+        except Exception as exc:  # f's own error: the uncompacted run is the answer (and raises it if it is real)
+            why = f"{type(exc).__name__}: {exc}"
         else:
+            if isinstance(value, torch.Tensor) and value.shape == u.shape:
+                return True
             why = f"it returned shape {tuple(getattr(value, 'shape', ()))} for u of shape {tuple(u.shape)}"
-        if not ok:
-            self.off = True
-            warnings.warn("per-member compaction is off for this solve: f does not take a compacted batch of the "
-                          f"running members ({why}); pass per-member values through p (a tensor whose leading "
-                          "dims are the batch shape), or solve(..., compact=None)", CompactionWarning, stacklevel=4)
-        return ok
+        self.off = True
+        warnings.warn("per-member compaction is off for this solve: f does not take a compacted batch of the running "
+                      f"members ({why}); pass per-member values through p (a tensor whose leading dims are the batch "
+                      "shape), or solve(..., compact=None)", CompactionWarning, stacklevel=4)
+        return False
 
 
 def threshold(value: Any) -> float | None:
