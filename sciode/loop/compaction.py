@@ -194,7 +194,7 @@ class Compactor:
         self.off = True
         warnings.warn("per-member compaction is off for this solve: f does not take a compacted batch of the running "
                       f"members ({why}); pass per-member values through p (a tensor whose leading dims are the batch "
-                      "shape), or solve(..., compact=None)", CompactionWarning, stacklevel=4)
+                      "shape), or solve(..., compact=None)", CompactionWarning, stacklevel=5)  # the caller of solve
         return False
 
 
