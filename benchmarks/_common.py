@@ -42,7 +42,10 @@ def interleaved_medians(runs: Mapping[str, Callable[[], object]], repeats: int,
 
 
 class Counted(torch.nn.Module):
-    """Wraps a module and counts its forward calls (NFE), whatever library calls it."""
+    """Wraps a module and counts its forward calls (NFE), whatever library calls it.
+
+    Calls traced into a ``torch.compile`` graph are not counted (a Python int changed inside
+    a graph would recompile it on every call); compiled sides read sciode's own ``nfe``."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
@@ -50,7 +53,8 @@ class Counted(torch.nn.Module):
         self.calls = 0
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
+        if not torch.compiler.is_compiling():
+            self.calls += 1
         return self.net(u)
 
 

@@ -32,7 +32,8 @@ from sciode_models import FFJORD, ConcatSquashMLP, standard_normal_log_prob, toy
 
 
 class CountedField(nn.Module):
-    """The shared network, counting its calls (NFE) whoever calls it."""
+    """The shared network, counting its calls (NFE) whoever calls it (not inside a compiled graph: see
+    ``_common.Counted``)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -40,7 +41,8 @@ class CountedField(nn.Module):
         self.calls = 0
 
     def forward(self, u: torch.Tensor, p: Any, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
+        if not torch.compiler.is_compiling():
+            self.calls += 1
         return self.net(u, p, t)
 
 

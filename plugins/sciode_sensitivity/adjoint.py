@@ -162,6 +162,8 @@ class _AdjointRun:
         if first is not None:
             first = min(first, abs(t_end - t_start))
         record = (lambda t, dt, u, state, accepted: steps.append(dt)) if self.adaptive else None
+        if opts.compile is not None and not field.functional:
+            field.use_functional()  # torch.compile traces torch.func.vjp; autograd.grad would break the graph
         loop = sciode.LoopOptions(saveat=end, dt=first, rtol=self.sens.rtol or opts.rtol,
                                   atol=self.sens.atol or opts.atol, max_steps=self.sens.max_steps or opts.max_steps,
                                   dense=False, norm=norm, controller=opts.controller, adaptive=self.adaptive,
