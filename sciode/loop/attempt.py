@@ -35,7 +35,8 @@ def compile_mode(value: bool | str, device: torch.device) -> str | None:
 class Attempt:
     """The eager attempt: ``attempt(st, step) -> (t, res, err, nonfinite)``."""
 
-    #: seconds of the first compiled call of this solve (tracing and compiling included); None when eager
+    #: seconds of the first call of each compiled graph in this solve (tracing and compiling included); None when
+    #: eager
     compile_time: float | None = None
 
     def __init__(self, clock: Any, solver: Solver, rhs: RHS) -> None:
@@ -45,6 +46,10 @@ class Attempt:
         t, self.rhs.stage_times = self.clock.stage_clock(st.t, step)
         res = self.solver.step(self.rhs, t, st.u, step, st.solver_state)
         return (t, res, *self.clock.measure(res, st))
+
+    def block(self, st: LoopState, saver: Any, budget: int) -> bool:
+        """Take several steps at once (a compiled block, ``compiled.py``); the eager attempt never does."""
+        return False
 
     def finish(self) -> None:
         """Called once after the last step (the compiled attempt hands its counts back here)."""

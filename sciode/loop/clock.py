@@ -118,6 +118,10 @@ class _Clock:
         st.status = torch.where(st.running, _code(code, st.status), st.status)
         self.finished = True
 
+    def blockable(self, st: LoopState) -> bool:
+        """Whether a compiled block of plain steps may take the next steps (only a shared clock's can)."""
+        return False
+
     def stage_clock(self, t: float, step: float) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """The step's start time and its stage times as tensors, in two tensor ops."""
         if self._fractions is None:
@@ -228,17 +232,79 @@ class SharedClock(_Clock):
     def measure_tensors(self, res: StepResult, st: LoopState) -> torch.Tensor:
         """The tensor work of ``measure``: the step's error norm and a finiteness probe of the new
         state, stacked so that one host transfer brings both back (a compiled step ends here)."""
+        running = st.running if st.frozen_any else None
+        scaled, err, probe = self.error_and_probe(res, st.u, running)
+        self.last_scaled = scaled
+        return torch.stack((err, probe))
+
+    def error_and_probe(self, res: StepResult, u: torch.Tensor, running: torch.Tensor | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The scaled error, its norm over the (running) members and the sum of the new state (0-d, time dtype):
+        the sum is finite exactly when every running member's new state is."""
         with torch.no_grad():
-            u, u1 = st.u.detach(), res.u.detach()
+            u, u1 = u.detach(), res.u.detach()
             scaled = self.scaled_error(res.error.detach(), u, u1)
-            self.last_scaled = scaled
-            running = st.running if st.frozen_any else None
             err = self.batch_norm_fn(running)(scaled)
             probe_u = torch.where(running[..., None], u1, 0) if running is not None else u1
             probe = probe_u.sum()
             if self.complex:
                 probe = probe.abs()
-            return torch.stack((err.to(self.time_dtype).reshape(()), probe.to(self.time_dtype)))
+            return scaled, err.to(self.time_dtype).reshape(()), probe.to(self.time_dtype)
+
+    def blockable(self, st: LoopState) -> bool:
+        """Whether the next steps are plain ones that a compiled block may take (``block_step``): no
+        member frozen, no tstop, event landing, per-step hook or event ahead, the target is t1."""
+        opts = self.opts
+        return (not st.frozen_any and self.landing is None and opts.tstops is None and opts.on_step is None
+                and not opts.events and not self.finished)
+
+    def block_step(self, solver: Solver, rhs: RHS, fractions: torch.Tensor, clock: tuple[torch.Tensor, ...],
+                   u: torch.Tensor, state: Any, live: torch.Tensor) -> tuple[Any, ...]:
+        """One plain step as tensor work, for a compiled block of steps (``compiled.py``).
+
+        ``clock`` is (t, dt, err_prev, t1) as 0-d tensors and ``live`` whether this attempt
+        happens at all (the block has not reached t1 or halted). It does what ``clamp``,
+        ``measure``, ``accept``, ``commit`` and ``propose`` do for a step that is finite and does
+        not collapse the step size; an attempt that is not plain *halts* the block before it
+        takes effect, so that the loop repeats it through the ordinary path, which handles it.
+        Returns the new clock, u, state, and (accepted, done, halted, counted) masks with the
+        record of the attempt (t, h, u0, u1, dense; h = 0 where it was not accepted).
+        """
+        t, dt, err_prev, t1 = clock
+        d, eps, opts = self.direction, self.eps, self.opts
+        with torch.no_grad():
+            remaining = (t1 - t) * d
+            last = dt.abs() >= remaining * (1 - 4 * eps)
+            step = torch.where(live, torch.where(last, remaining * d, dt), 0.0)
+            times = torch.mul(fractions, step).add_(t).unbind(0)
+        rhs.stage_times = times[1:] if len(times) > 1 else None
+        res = solver.step(rhs, times[0], u, step, state)
+        _, err, probe = self.error_and_probe(res, u, None)
+        with torch.no_grad():
+            finite = torch.isfinite(err) & torch.isfinite(probe)
+            good = finite & (err <= 1.0)
+            factor = opts.controller.factor(err, err_prev, good, self.k)
+            size = (step * factor).abs()
+            if opts.max_step is not None:
+                size = size.clamp_max(opts.max_step)
+            if opts.min_step is not None:
+                size = size.clamp_min(opts.min_step)
+            new_dt = size * d
+            collapse = new_dt.abs() <= 16 * eps * t.abs().clamp_min(1.0)
+            if opts.min_step is not None:
+                collapse = collapse | (step.abs() <= opts.min_step * (1 + 4 * eps))
+            halted = live & ~(good | (finite & ~collapse))
+            counted = live & ~halted
+            accepted = counted & good
+            done = accepted & last
+            h = torch.where(accepted, step, 0.0)
+            t_new = torch.where(accepted, torch.where(last, t1, t + step), t)
+            err_prev = torch.where(accepted, err.clamp_min(1e-4), err_prev)
+            dt = torch.where(counted, new_dt, dt)
+        u_new = torch.where(accepted, res.u, u)
+        state = tree_where(accepted, res.state, state)
+        record = (t, h, u, u_new, res.dense)
+        return (t_new, dt, err_prev, t1), u_new, state, (accepted, done, halted, counted), record
 
     def measure(self, res: StepResult, st: LoopState, measured: torch.Tensor | None = None
                 ) -> tuple[float, torch.Tensor | None]:
@@ -372,6 +438,9 @@ class FixedClock(SharedClock):
 
     def measure_tensors(self, res: StepResult, st: LoopState) -> None:
         return None
+
+    def blockable(self, st: LoopState) -> bool:
+        return False  # the grid decides the steps: there is no controller to fuse
 
     def measure(self, res: StepResult, st: LoopState, measured: None = None) -> tuple[float, torch.Tensor | None]:
         if res.error is not None:  # implicit solvers flag steps they could not compute with inf

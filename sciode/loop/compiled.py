@@ -11,6 +11,17 @@ and ``f`` reuses the compiled graph, and nothing recompiles from step to step be
   on a separate ``GraphRHS`` during the graph (a Python int changed inside a graph is a guard:
   it would recompile every step), handed back to the loop's RHS when the solve ends.
 
+With a shared clock, once a solve has taken ``BLOCK_AFTER`` steps, its plain steps run in
+*blocks*: ``BLOCK_STEPS`` attempts in one graph, each with the clock's accept/reject, PI
+controller and commit as tensor work (``SharedClock.block_step``), and one host transfer per
+block for the loop's bookkeeping. A compiled call costs tens of microseconds of dispatch
+(dynamo's guards, AOTAutograd's wrappers, output allocation) whatever it computes, so the
+block pays it once for eight steps. An attempt that is not plain (a non-finite state, a step
+collapsing to DT_TOO_SMALL) halts the block before it takes effect, and the ordinary path
+repeats it; rows after the block reached t1 are masked out (their f evaluations are not
+counted). Events, tstops, per-step hooks (the checkpointed replay) and frozen members keep
+to one compiled step per iteration.
+
 Gradients flow through the graph (AOTAutograd) for ``backprop`` and the checkpointed replay.
 With ``mode="reduce-overhead"`` (the default on CUDA) a step is one CUDA-graph launch; its
 outputs are copied out, since the next launch overwrites them. Where the step cannot be one
@@ -20,21 +31,39 @@ that says why: never a different answer than ``compile=False``.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any
 
 import torch
+from torch._dynamo.utils import counters
 from torch.utils import _pytree
 
+from ..retcode import ReturnCode
 from ..solver import RHS, Solver, StepResult
 from .attempt import Attempt, CompileWarning
+from .records import stack_tree
 from .state import LoopState
 
 __all__ = ["CompiledAttempt", "GraphRHS"]
 
 #: how many (solver, clock, shape, dtype, tolerance, grad mode) variants one process may compile
 RECOMPILE_LIMIT = 64
+
+#: new graphs one solve may compile (its step and block, grad modes, a frozen member) before the loop decides that
+#: something in f or the solver changes on every call and recompiles each step (e.g. an int counter on an nn.Module)
+SOLVE_GRAPHS = 6
+
+#: plain steps of a shared clock per compiled block (one graph call and one host sync for all of them)
+BLOCK_STEPS = 8
+
+#: a solve starts taking blocks after this many steps (a block compiles for ~8x as long as one step, which
+#: a short solve would not earn back), or at once where this process has already compiled that block
+BLOCK_AFTER = 32
+
+#: (solver class, clock class, f, state shape, dtype, mode) whose block has been compiled in this process
+_warm_blocks: set[tuple[Any, ...]] = set()
 
 
 class GraphRHS(RHS):
@@ -54,15 +83,50 @@ def _graph(clock: Any, solver: Solver, rhs: GraphRHS, st: LoopState, t: torch.Te
     return res, clock.measure_tensors(res, st)
 
 
-_compiled: dict[str, Any] = {}
+def _block(clock: Any, solver: Solver, rhs: GraphRHS, count: int, fractions: torch.Tensor,
+           times: tuple[torch.Tensor, ...], u: torch.Tensor, state: Any) -> tuple[Any, ...]:
+    """What one compiled block computes: ``count`` plain steps of a shared clock (``SharedClock.block_step``).
+
+    ``times`` is (t, dt, err_prev, t1, accepted_dt). Returns the new times, u and state, the
+    stacked records of the attempts (rows that were not accepted have h = 0), and one float
+    vector for the host: [attempts, accepted, done, halted, t, dt, err_prev, accepted_dt, then per row
+    whether it was accepted, then per row its end time].
+    """
+    live = torch.ones((), dtype=torch.bool, device=u.device)
+    *clock_times, accepted_dt = times
+    clock_times = tuple(clock_times)
+    rows, flags, ends = [], [], []
+    attempts = accepted_count = torch.zeros((), dtype=clock_times[0].dtype, device=u.device)
+    done = halted = ~live
+    for _ in range(count):
+        clock_times, u, state, (accepted, now_done, now_halted, counted), record = clock.block_step(
+            solver, rhs, fractions, clock_times, u, state, live)
+        accepted_dt = torch.where(accepted, clock_times[1], accepted_dt)
+        attempts = attempts + counted
+        accepted_count = accepted_count + accepted
+        done, halted = done | now_done, halted | now_halted
+        live = ~(done | halted)
+        rows.append(record)
+        flags.append(accepted)
+        ends.append(clock_times[0])
+    rhs.stage_times = None  # not an output of the graph
+    dtype = clock_times[0].dtype
+    t, dt, err_prev, _ = clock_times
+    info = torch.stack([attempts, accepted_count, done.to(dtype), halted.to(dtype), t, dt, err_prev, accepted_dt,
+                        *(f.to(dtype) for f in flags), *ends])
+    return (*clock_times, accepted_dt), u, state, tuple(stack_tree(list(col)) for col in zip(*rows)), info
 
 
-def _compiled_graph(mode: str) -> Any:
-    if mode not in _compiled:
+_compiled: dict[tuple[str, str], Any] = {}
+
+
+def _compiled_graph(mode: str, what: str = "step") -> Any:
+    if (mode, what) not in _compiled:
         limit = torch._dynamo.config.recompile_limit
         torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
-        _compiled[mode] = torch.compile(_graph, fullgraph=True, dynamic=False, mode=mode)
-    return _compiled[mode]
+        fn = _graph if what == "step" else _block
+        _compiled[mode, what] = torch.compile(fn, fullgraph=True, dynamic=False, mode=mode)
+    return _compiled[mode, what]
 
 
 #: what torch.compile raises when a function cannot become one graph (graph break, compiler failure, too many variants)
@@ -82,6 +146,11 @@ def _reason(exc: BaseException) -> str:
     return f"{text}; at {where[-1]}" if where else text
 
 
+def _graphs() -> int:
+    """How many graphs dynamo has compiled in this process."""
+    return counters["stats"]["unique_graphs"]
+
+
 def _key(clock: Any, solver: Solver, rhs: RHS) -> tuple[Any, ...]:
     f = rhs.problem.f
     return type(solver), type(clock), getattr(f, "__code__", None) or type(f)
@@ -99,6 +168,15 @@ class CompiledAttempt(Attempt):
         self.key = _key(clock, solver, rhs)
         self.eager = self.key in _breaks
         self._steps: dict[float, torch.Tensor] = {}
+        self.block_graph = _compiled_graph(mode, "block")
+        self.block_rhs = GraphRHS(rhs.problem, rhs.rtol, rhs.atol, rhs.norm)
+        self.fractions = torch.tensor((0.0, *solver.stage_fractions), dtype=clock.time_dtype, device=clock.device)
+        self.block_times: tuple[torch.Tensor, ...] | None = None  # the clock as tensors after the last block
+        self.step_calls = self.block_calls = self.block_attempts = 0
+        self.halted = False  # the last block stopped before an attempt that the ordinary path must take
+        u0 = rhs.problem.u0
+        self.block_key = (*self.key, tuple(u0.shape), u0.dtype, mode)
+        self.graphs_at_start = _graphs()
 
     def _step_tensor(self, step: Any) -> torch.Tensor:
         """A shared clock's float step as a 0-d tensor (cached: a fixed grid has one or two sizes)."""
@@ -110,34 +188,101 @@ class CompiledAttempt(Attempt):
             self._steps[step] = torch.tensor(step, dtype=self.clock.time_dtype, device=self.clock.device)
         return self._steps[step]
 
+    def _recompiles(self) -> bool:
+        """Whether this solve has compiled more graphs than it can need: then it goes on eagerly (one warning)."""
+        if _graphs() - self.graphs_at_start <= SOLVE_GRAPHS:
+            return False
+        self._cannot_compile(f"every step compiled a new graph ({_graphs() - self.graphs_at_start} in this solve): "
+                             "f or the solver changes a Python value on each call, such as an int counter on an "
+                             "nn.Module (TORCH_LOGS=recompiles names it)")
+        return True
+
+    def _cannot_compile(self, exc: BaseException | str) -> None:
+        self.eager = True
+        _breaks[self.key] = reason = exc if isinstance(exc, str) else _reason(exc)
+        name = getattr(self.solver, "name", type(self.solver).__name__)
+        warnings.warn(f"compile=True: the step of solver {name!r} on this f cannot be compiled as one graph "
+                      f"({reason}); it runs eagerly (in this process, for every solve of this solver and f)",
+                      CompileWarning, stacklevel=5)
+
+    def block(self, st: LoopState, saver: Any, budget: int) -> bool:
+        """Take up to BLOCK_STEPS plain steps of a shared clock in one compiled call and one host sync."""
+        clock = self.clock
+        if self.halted or self.eager or budget < BLOCK_STEPS or not clock.blockable(st):
+            self.halted = False
+            return False
+        if st.iterations < BLOCK_AFTER and self.block_key not in _warm_blocks:
+            return False
+        times = self.block_times
+        if times is None:
+            values = (st.t, st.dt, st.err_prev, clock.t1, getattr(clock, "accepted_dt", math.nan))
+            times = torch.tensor(values, dtype=clock.time_dtype, device=clock.device).unbind(0)
+        self.block_rhs.norm = self.rhs.norm
+        start = time.perf_counter() if not self.block_calls else None
+        try:
+            if self.cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            out = self.block_graph(clock, self.solver, self.block_rhs, BLOCK_STEPS, self.fractions, times, st.u,
+                                   st.solver_state)
+        except _CANNOT_COMPILE as exc:
+            self._cannot_compile(exc)
+            return False
+        if self.cudagraphs:
+            out = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
+        if self._recompiles():
+            return False
+        _warm_blocks.add(self.block_key)
+        self.block_times, st.u, st.solver_state, records, info = out
+        values = info.tolist()
+        if start is not None:  # compile_time: the first call of each graph in this solve
+            self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+        attempts, accepted, done, self.halted = int(values[0]), int(values[1]), values[2] > 0, values[3] > 0
+        st.t, st.dt, st.err_prev, accepted_dt = values[4:8]
+        if not math.isnan(accepted_dt):
+            clock.accepted_dt = accepted_dt
+        flags, ends = values[8:8 + BLOCK_STEPS], values[8 + BLOCK_STEPS:]
+        self.block_calls += 1
+        self.block_attempts += attempts
+        st.iterations += attempts
+        st.accepted += accepted
+        st.rejected += attempts - accepted
+        if attempts:
+            st.nonfinite_streak = 0
+        if accepted:
+            saver.record_block(*records, [(row, end) for row, (end, flag) in enumerate(zip(ends, flags)) if flag])
+        if done:
+            clock.stop_all(st, ReturnCode.SUCCESS)
+        return True
+
     def __call__(self, st: LoopState, step: Any) -> tuple[torch.Tensor, StepResult, Any, Any]:
+        self.block_times = None  # the ordinary path moves the clock on the host
         if self.eager:
             return super().__call__(st, step)
         t, stage_times = self.clock.stage_clock(st.t, step)
         self.graph_rhs.norm = self.rhs.norm  # the loop swaps the norm when a member is frozen
-        start = time.perf_counter() if self.compile_time is None else None
+        start = time.perf_counter() if not self.step_calls else None
+        self.step_calls += 1
         try:
             if self.cudagraphs:
                 torch.compiler.cudagraph_mark_step_begin()
             res, measured = self.graph(self.clock, self.solver, self.graph_rhs, st, t, stage_times,
                                        self._step_tensor(step))
         except _CANNOT_COMPILE as exc:
-            self.eager = True
-            _breaks[self.key] = reason = _reason(exc)
-            name = getattr(self.solver, "name", type(self.solver).__name__)
-            warnings.warn(f"compile=True: the step of solver {name!r} on this f cannot be compiled as one graph "
-                          f"({reason}); it runs eagerly (in this process, for every solve of this solver and f)",
-                          CompileWarning, stacklevel=4)
+            self._cannot_compile(exc)
             return super().__call__(st, step)
         if self.cudagraphs:  # the next replay overwrites the graph's outputs
             res, measured = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, (res, measured))
         if start is not None:
-            self.compile_time = time.perf_counter() - start
+            self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+        self._recompiles()  # this step's result stands; the next ones run eagerly if it says so
         return (t, res, *self.clock.measure(res, st, measured))
 
     def finish(self) -> None:
+        """Hand the graphs' counts to the loop's RHS: a block's rows after it reached t1 or halted
+        evaluated f too (masked out), so blocks count their attempts' share."""
         super().finish()
-        rhs, graph = self.rhs, self.graph_rhs
-        rhs.nfe += int(graph.nfe)
-        rhs.njac += int(graph.njac)
-        rhs.nlinsolve += int(graph.nlinsolve)
+        rhs, graph, block = self.rhs, self.graph_rhs, self.block_rhs
+        rows = self.block_calls * BLOCK_STEPS
+        for name in ("nfe", "njac", "nlinsolve"):
+            in_blocks = int(getattr(block, name)) * self.block_attempts // rows if rows else 0
+            setattr(rhs, name, getattr(rhs, name) + int(getattr(graph, name)) + in_blocks)

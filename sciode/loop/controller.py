@@ -52,10 +52,11 @@ class PIController:
 
 
     def factor_scalar(self, err: float, err_prev: float, accept: bool, k: int) -> float:
-        """The same rule on Python floats, for a clock shared by the whole batch."""
+        """The same rule on Python floats, for a clock shared by the whole batch (the same operations
+        in the same order, so a compiled block of steps takes the same step sizes)."""
         if not math.isfinite(err):
             return self.min_factor
-        f = self.safety * max(err, 1e-10) ** (-self.beta1 / k) * err_prev ** (self.beta2 / k)
+        f = max(err, 1e-10) ** (-self.beta1 / k) * err_prev ** (self.beta2 / k) * self.safety
         return min(max(f, self.min_factor), self.max_factor if accept else 1.0)
 
 

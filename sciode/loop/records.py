@@ -18,15 +18,25 @@ import torch
 __all__ = ["PerMemberSaves", "StepChunk", "StepRecorder", "evaluate_chunks"]
 
 
-def _stack_tree(items: list[Any]) -> Any:
+def stack_tree(items: list[Any]) -> Any:
     first = items[0]
     if first is None:
         return None
     if isinstance(first, torch.Tensor):
         return torch.stack(items)
     if isinstance(first, (tuple, list)):
-        return type(first)(_stack_tree([it[i] for it in items]) for i in range(len(first)))
+        return type(first)(stack_tree([it[i] for it in items]) for i in range(len(first)))
     raise TypeError(f"dense payload leaves must be tensors, tuples or None; got {type(first).__name__}")
+
+
+def cat_tree(items: list[Any]) -> Any:
+    """Concatenate trees of stacked records along dim 0."""
+    first = items[0]
+    if first is None:
+        return None
+    if isinstance(first, torch.Tensor):
+        return torch.cat(items)
+    return type(first)(cat_tree([it[i] for it in items]) for i in range(len(first)))
 
 
 def _gather(x: Any, index: torch.Tensor) -> Any:
@@ -146,19 +156,29 @@ class StepRecorder:
     def __init__(self, t0: float, direction: float) -> None:
         self.t0 = t0
         self.direction = direction
-        self.pending: list[tuple] = []
+        self.pending: list[tuple] = []  # records of one iteration each
+        self.parts: list[tuple] = []  # stacked records (t_start, h, u0, u1, dense), in order
+        self.rows = 0
         #: the members the records hold (flat indices, set when the loop compacts); None: all
         self.members: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return len(self.pending)
+        return self.rows
 
     def append(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
         self.pending.append((t_start, h, u0, u1, dense))
+        self.rows += 1
 
-    def stack(self) -> StepChunk | None:
+    def append_block(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
+                     dense: Any) -> None:
+        """Records of several iterations, already stacked on dim 0 (a compiled block of steps)."""
+        self._stack_pending()
+        self.parts.append((t_start, h, u0, u1, dense))
+        self.rows += t_start.shape[0]
+
+    def _stack_pending(self) -> None:
         if not self.pending:
-            return None
+            return
         cols = list(zip(*self.pending))
         self.pending = []
         t_start = torch.stack(cols[0])
@@ -166,12 +186,19 @@ class StepRecorder:
             h = torch.tensor(cols[1], dtype=t_start.dtype, device=t_start.device)
         else:
             h = torch.stack(cols[1])
+        self.parts.append((t_start, h, torch.stack(cols[2]), torch.stack(cols[3]), stack_tree(list(cols[4]))))
+
+    def stack(self) -> StepChunk | None:
+        self._stack_pending()
+        if not self.parts:
+            return None
+        parts, self.parts, self.rows = self.parts, [], 0
+        t_start, h, u0, u1, dense = parts[0] if len(parts) == 1 else (cat_tree(list(col)) for col in zip(*parts))
         S = t_start.shape[0]
         elapsed_end = ((t_start + h - self.t0) * self.direction).detach().reshape(S, -1).T.contiguous()
         # a member that did not advance keeps its previous end, so each row is non-decreasing
         elapsed_end = torch.cummax(elapsed_end, dim=1).values
-        return StepChunk(t_start.detach(), h.detach(), torch.stack(cols[2]), torch.stack(cols[3]),
-                         _stack_tree(list(cols[4])), elapsed_end, self.members)
+        return StepChunk(t_start.detach(), h.detach(), u0, u1, dense, elapsed_end, self.members)
 
 
 def evaluate_chunks(chunks: list[StepChunk], solver: Any, t0: float, direction: float, times: torch.Tensor,

@@ -70,6 +70,9 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
             break
         if compactor is not None:
             st = compactor(st)
+        if attempt.block(st, saver, opts.max_steps - st.iterations):
+            progress.update(st.t, clock.direction)
+            continue
         step, last, target = clock.clamp(st)
         t, res, err, nonfinite = attempt(st, step)
         accepted = clock.accept(err, st)

@@ -68,6 +68,19 @@ class Saver:
         if self.recorder is not None:
             self.recorder.members = members
 
+    def record_block(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any,
+                     accepted: list[tuple[int, float]]) -> None:
+        """Several iterations stacked on dim 0 (rows with h = 0 did not advance); ``accepted``: the
+        (row, end time) of the accepted rows, in order (for every-step saves)."""
+        if self.saveat is None:
+            self.times.extend(end for _, end in accepted)
+            self.values.extend(u1[row] for row, _ in accepted)
+        if self.recorder is None:
+            return
+        self.recorder.append_block(t_start, h, u0, u1, dense)
+        if len(self.recorder) >= self.chunk_size:
+            self.flush()
+
     def flush(self) -> None:
         if self.recorder is None:
             return
