@@ -14,6 +14,7 @@ over ``tspan`` (a multi-block stack, as in FFJORD's multiscale toy models).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,12 +75,17 @@ class _Augmented(nn.Module):
 
     def forward(self, u: torch.Tensor, p: Any, t: torch.Tensor) -> torch.Tensor:
         create_graph = torch.is_grad_enabled()
-        with torch.enable_grad():
-            z = u[..., : self.dim]
-            if not z.requires_grad:
-                z = z.detach().requires_grad_(True)
-            dz = self.f(z, None, t)
-            trace, frob = self.trace_and_frobenius(dz, z, self.noise, create_graph, self.jacobian)
+        z = u[..., : self.dim]
+        if torch.compiler.is_compiling():  # inside solve(compile=True): autograd.grad would break the graph
+            dz, vjp_fn = torch.func.vjp(lambda zz: self.f(zz, None, t), z)
+            trace, frob = self.trace_and_frobenius(lambda v: vjp_fn(v)[0], z, self.noise, self.jacobian)
+        else:
+            with torch.enable_grad():
+                if not z.requires_grad:
+                    z = z.detach().requires_grad_(True)
+                dz = self.f(z, None, t)
+                trace, frob = self.trace_and_frobenius(lambda v: _vjp(dz, z, v, create_graph), z, self.noise,
+                                                       self.jacobian)
         parts = [dz, trace.unsqueeze(-1)]
         if self.kinetic:
             parts.append(dz.square().sum(-1, keepdim=True))
@@ -134,15 +140,16 @@ class CNF(nn.Module):
         self.regularization_loss: torch.Tensor | float = 0.0
 
     # -- the trace estimator: the one thing CNF and FFJORD differ in -------------------
-    def trace_and_frobenius(self, dz: torch.Tensor, z: torch.Tensor, noise: torch.Tensor | None,
-                            create_graph: bool, frobenius: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Exact tr(df/dz), one vector-Jacobian product per row, and |df/dz|_F^2 from the same rows."""
+    def trace_and_frobenius(self, vjp: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                            noise: torch.Tensor | None, frobenius: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Exact tr(df/dz), one vector-Jacobian product ``vjp(v) = v^T df/dz`` per row, and |df/dz|_F^2 from
+        the same rows."""
         trace = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
         frob = torch.zeros_like(trace) if frobenius else None
         for i in range(self.dim):
             basis = torch.zeros_like(z)  # fresh each row: with create_graph the graph keeps it
             basis[..., i] = 1.0
-            row = _vjp(dz, z, basis, create_graph)
+            row = vjp(basis)
             trace = trace + row[..., i]
             if frobenius:
                 frob = frob + row.square().sum(-1)
@@ -259,9 +266,9 @@ class FFJORD(CNF):
             return torch.randn_like(z)
         return torch.randint_like(z, 0, 2).mul_(2).sub_(1)
 
-    def trace_and_frobenius(self, dz: torch.Tensor, z: torch.Tensor, noise: torch.Tensor | None,
-                            create_graph: bool, frobenius: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        row = _vjp(dz, z, noise, create_graph)
+    def trace_and_frobenius(self, vjp: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                            noise: torch.Tensor | None, frobenius: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        row = vjp(noise)
         return (row * noise).sum(-1), (row.square().sum(-1) if frobenius else None)
 
     def extra_repr(self) -> str:

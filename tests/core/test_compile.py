@@ -125,3 +125,32 @@ def test_repeated_solves_reuse_the_compiled_graph():
     again = sciode.solve(sciode.remake(prob, u0=prob.u0 * 0.5), "tsit5", compile=True)
     assert counters["stats"]["unique_graphs"] == graphs  # same shapes, solver and f: no new graph
     assert again.retcode == sciode.ReturnCode.SUCCESS
+
+
+@pytest.mark.slow
+def test_blocks_of_steps_match_eager_and_halt_for_a_failing_member(monkeypatch):
+    """Past BLOCK_AFTER steps a shared clock runs compiled blocks of steps; a member that blows up halts the
+    block, the ordinary path freezes it, and the rest finish as eagerly."""
+    from sciode.loop.compiled import CompiledAttempt
+
+    blocks = []
+    block = CompiledAttempt.block
+    monkeypatch.setattr(CompiledAttempt, "block", lambda self, *a: blocks.append(block(self, *a)) or blocks[-1])
+
+    def f(u, p, t):  # Van der Pol, plus x**3 growth (a blow-up near t = 1) for the member with p = 0.5
+        x, y = u.unbind(-1)
+        return torch.stack([y + p * x ** 3, (1 - x * x) * y - x], -1)
+
+    p = torch.zeros(6, dtype=torch.float64)
+    u0 = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)[:, None].expand(6, 2).clone()
+    blowing_up = p.index_fill(0, torch.tensor([2]), 0.5)
+    for prob in (sciode.ODEProblem(f, u0, (0.0, 8.0), p), sciode.ODEProblem(f, u0, (0.0, 8.0), blowing_up)):
+        blocks.clear()
+        eager, compiled = _both(prob, "dopri5", rtol=1e-7, atol=1e-9, saveat=16)
+        assert any(blocks)
+        assert torch.equal(compiled.retcodes, eager.retcodes)
+        finite = eager.u.isfinite()
+        assert torch.equal(compiled.u.isfinite(), finite)
+        assert _relative(compiled.u[finite], eager.u[finite]) <= 1e-12
+        assert {k: compiled.stats[k] for k in eager.stats} == eager.stats
+    assert eager.retcodes[2] != sciode.ReturnCode.SUCCESS and (eager.retcodes != sciode.ReturnCode.SUCCESS).sum() == 1
