@@ -156,3 +156,19 @@ def test_blocks_of_steps_match_eager_and_halt_for_a_failing_member(monkeypatch):
         assert _relative(compiled.u[finite], eager.u[finite]) <= 1e-12
         assert {k: compiled.stats[k] for k in eager.stats} == eager.stats
     assert eager.retcodes[2] != sciode.ReturnCode.SUCCESS and (eager.retcodes != sciode.ReturnCode.SUCCESS).sum() == 1
+
+
+@pytest.mark.slow
+def test_adjoint_backward_solve_compiles():
+    """The adjoint's augmented field takes torch.func VJPs under compile=True, so its backward solve compiles too."""
+    ref = linear_problem()
+    grads = []
+    for compile in (False, True):
+        A = ref.problem.p.clone().requires_grad_(True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            sol = sciode.solve(sciode.remake(ref.problem, p=A), "tsit5", saveat=5, rtol=1e-8, atol=1e-10,
+                               sensealg="adjoint", compile=compile)
+            grads.append(torch.autograd.grad(sol.u.square().sum(), A)[0])
+        assert sol.stats["backward_nfe"] > 0
+    assert _relative(grads[1], grads[0]) <= 1e-10
