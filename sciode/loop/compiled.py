@@ -251,6 +251,7 @@ class CompiledAttempt(Attempt):
         self.block_calls += 1
         self.block_attempts += attempts
         st.iterations += attempts
+        st.member_evaluations += attempts * st.status.numel()
         st.accepted += accepted
         st.rejected += attempts - accepted
         if attempts:
