@@ -63,14 +63,30 @@ def _u_matrix(order: int) -> np.ndarray:
     return _r_matrix(order, np.ones((1, 1)))
 
 
+@functools.lru_cache(maxsize=None)
+def _update_matrix(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) with D_new = A @ D + b d^T, the difference update after an accepted step of order q:
+    D_new[q+2] = d - D[q+1], D_new[q+1] = d, D_new[i] = d + D[i] + ... + D[q] for i <= q."""
+    rows = MAX_ORDER + 3
+    A = np.eye(rows)
+    A[: order + 1, : order + 1] = np.triu(np.ones((order + 1, order + 1)))
+    A[order + 1, order + 1] = 0.0
+    A[order + 2, order + 2], A[order + 2, order + 1] = 0.0, -1.0
+    b = np.zeros((rows, 1))
+    b[: order + 3] = 1.0
+    return A, b
+
+
 def _rescale(D: torch.Tensor, order: int, factor: Any) -> torch.Tensor:
     """The differences D (*batch, K, n) re-interpolated onto a grid with step ``factor`` times the old one.
 
     The small (q+1) x (q+1) matrices are built in NumPy (a few microseconds, where torch would
-    spend a dozen op dispatches); one batched matmul applies them.
+    spend a dozen op dispatches); one batched matmul applies them. An unchanged step is free.
     """
     if isinstance(factor, torch.Tensor):
         f = factor.detach().cpu().double().numpy()[..., None]  # (*batch, 1) -> (*batch, 1, 1)
+    elif factor == 1.0:
+        return D
     else:
         f = np.full((1, 1), float(factor))
     RU = _r_matrix(order, f) @ _u_matrix(order)
@@ -107,7 +123,7 @@ class BDF(Solver):
         self.max_iters, self.refactor_ratio = max_iters, float(refactor_ratio)
         self.linear = LinsolveOptions.build(linsolve, preconditioner, krylov_tol, krylov_restart, krylov_maxiter)
         self.failure_note = ""
-        self._weights: dict[tuple, torch.Tensor] = {}
+        self._constants: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
     def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> dict[str, Any]:
         self.failure_note = ""
@@ -119,9 +135,10 @@ class BDF(Solver):
         D = torch.cat([u0.unsqueeze(-2), f0.unsqueeze(-2), D[..., 2:, :]], dim=-2)  # D1 = h f0 with h = 1
         with torch.no_grad():
             J = system.jacobian(rhs, t0, u0.detach())[0]
-        one = torch.ones_like(t0)
-        # h: the step D refers to; since: steps at this order; lu: (factorization, c) or None
-        return dict(D=D, h=one, order=self.fixed_order or 1, since=0, J=J, fresh=True, lu=None)
+        # h: the step D refers to (a float for a shared clock); since: steps at this order;
+        # lu: (factorization, c) or None
+        h = 1.0 if t0.ndim == 0 else torch.ones_like(t0)
+        return dict(D=D, h=h, order=self.fixed_order or 1, since=0, J=J, fresh=True, lu=None)
 
     def _factorization(self, system: Any, state: dict, J: Any, c: Any, fresh: bool) -> Any:
         cached = state["lu"]
@@ -141,8 +158,8 @@ class BDF(Solver):
         D = _rescale(state["D"], q, safe_dt / h_ref)
         t1 = stage_time(rhs, t, dt, 1.0, 0)
         c = dt / _ALPHA[q]
-        y_pred = D[..., : q + 1, :].sum(-2)
-        psi = self._psi_weights(q, u) @ D[..., 1 : q + 1, :]
+        predict, update_A, update_b, mask = self._order_constants(q, u)
+        y_pred, psi = (predict @ D[..., : q + 1, :]).unbind(-2)  # sum_j D_j and sum_j gamma_j D_j / alpha_q
         tol = newton_tolerance(rhs.rtol, u.dtype)
         J, fresh = state["J"], state["fresh"]
         with torch.no_grad():
@@ -154,11 +171,10 @@ class BDF(Solver):
 
             fact, c_lu = self._factorization(system, state, J, c, fresh)
             out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
-            if bool(out.failed.any()) and not fresh:  # stale Jacobian: refresh it at the predictor and retry
+            if out.any_failed and not fresh:  # stale Jacobian: refresh it at the predictor and retry
                 J, fresh = system.jacobian(rhs, t1, yp)[0], True
                 fact, c_lu = system.factor(J, c), c
                 out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
-            failed = out.failed | fact.bad[..., None]
         d = out.z
         if needs_grad(rhs, u) or psi.requires_grad:
             with torch.no_grad():
@@ -167,45 +183,47 @@ class BDF(Solver):
             d = d - (step - step.detach())  # the value stays d* (as without gradients), the derivative is the IFT one
         y1 = y_pred + d
         err = _ERROR_CONST[q] * d
-        D_new = self._update(D, d, q)
-        new_order, err = self._choose_order(rhs, q, state["since"], D_new, err, u, y1)
-        with torch.no_grad():
-            if bool(failed.any()):
+        D_new = torch.addcmul(update_A @ D, update_b, d.unsqueeze(-2))
+        new_order, err = self._choose_order(rhs, q, state["since"], D_new, err, scale)
+        if out.any_failed or fact.any_bad:
+            with torch.no_grad():
+                failed = out.failed | fact.bad[..., None]
                 reason = fact.reason() if bool(fact.bad.any()) else out.reason
                 if not (isinstance(dt, float) and self.failure_note):
                     self.failure_note = failure_note(reason, failed, t, u)
-            err = torch.where(failed, torch.full_like(err, torch.inf), err)
+                err = torch.where(failed, torch.full_like(err, torch.inf), err)
         since = state["since"] + 1 if new_order == q else 0
-        new_state = dict(D=D_new, h=torch.as_tensor(safe_dt, dtype=u.dtype, device=u.device).expand_as(h_ref),
-                         order=new_order, since=since, J=J, fresh=False, lu=(fact, c_lu))
-        if bool((out.rate > 0.5).any()):  # slow convergence: a fresh Jacobian for the next step
+        h = safe_dt.expand_as(h_ref) if isinstance(h_ref, torch.Tensor) else safe_dt
+        new_state = dict(D=D_new, h=h, order=new_order, since=since, J=J, fresh=False, lu=(fact, c_lu))
+        if out.max_rate > 0.5:  # slow convergence: a fresh Jacobian for the next step
             new_state["J"], new_state["fresh"] = system.jacobian(rhs, t1, y1.detach())[0], True
-        mask = (torch.arange(MAX_ORDER, device=u.device) < q).to(u.dtype)[:, None]
         return StepResult(y1, err, new_state, (D_new[..., 1 : MAX_ORDER + 1, :] * mask,))
 
-    def _psi_weights(self, q: int, u: torch.Tensor) -> torch.Tensor:
-        """gamma_j / alpha_q, j = 1 .. q, as a tensor built once per (order, dtype, device)."""
+    def _order_constants(self, q: int, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per (order, dtype, device), built once: the predictor/psi rows (2, q+1), the update
+        matrix A and vector b (``_update_matrix``), and the dense output's order mask."""
         key = (q, u.dtype, u.device)
-        if key not in self._weights:
-            weights = [g / _ALPHA[q] for g in _GAMMA[1 : q + 1]]
-            self._weights[key] = torch.tensor(weights, dtype=u.dtype, device=u.device)
-        return self._weights[key]
+        if key not in self._constants:
+            predict = np.stack([np.ones(q + 1), [0.0] + [g / _ALPHA[q] for g in _GAMMA[1 : q + 1]]])
+            A, b = _update_matrix(q)
+            mask = (np.arange(MAX_ORDER) < q).astype(float)[:, None]
+            self._constants[key] = tuple(torch.as_tensor(x, dtype=u.dtype, device=u.device)
+                                         for x in (predict, A, b, mask))
+        return self._constants[key]
 
-    @staticmethod
-    def _update(D: torch.Tensor, d: torch.Tensor, q: int) -> torch.Tensor:
-        """Differences after an accepted step: D[q+2] = d - D[q+1], D[q+1] = d, D[i] += D[i+1] for i <= q."""
-        rows = list(D.unbind(-2))
-        rows[q + 2] = d - rows[q + 1]
-        rows[q + 1] = d
-        for i in reversed(range(q + 1)):
-            rows[i] = rows[i] + rows[i + 1]
-        return torch.stack(rows, -2)
+    def _choose_order(self, rhs: RHS, q: int, since: int, D_new: torch.Tensor, err: torch.Tensor,
+                      scale: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """The next order and the error to hand the controller (see the module docstring).
 
-    def _choose_order(self, rhs: RHS, q: int, since: int, D_new: torch.Tensor, err: torch.Tensor, u: torch.Tensor,
-                      y1: torch.Tensor) -> tuple[int, torch.Tensor]:
-        """The next order and the error to hand the controller (see the module docstring)."""
+        The norms here only rank the orders and convert exponents, so they use the Newton
+        weights (atol + rtol |y_pred|) and come to the host in one transfer each."""
         with torch.no_grad():
-            norm_q = rhs.error_norm(err.detach(), u.detach(), y1.detach())
+            weight = scale.reciprocal()
+
+            def norm(x: torch.Tensor) -> np.ndarray:
+                return np.maximum(rhs.norm(x.detach() * weight).cpu().numpy().astype(np.float64), 1e-10)
+
+            norm_q = norm(err)
             k = self.error_order + 1
             best, best_norm = q, norm_q
             if self.fixed_order is None and since + 1 >= q + 1 and bool((norm_q <= 1).all()):
@@ -214,15 +232,19 @@ class BDF(Solver):
                     candidates.append((q - 1, _ERROR_CONST[q - 1] * D_new[..., q, :]))
                 if q < self.max_order:
                     candidates.append((q + 1, _ERROR_CONST[q + 1] * D_new[..., q + 2, :]))
-                score = max(float(norm_q.max()), 1e-10) ** (-1 / (q + 1))
+                score = float(norm_q.max()) ** (-1 / (q + 1))
                 for order, estimate in candidates:
-                    n = rhs.error_norm(estimate, u.detach(), y1.detach())
-                    s = float(n.max().clamp_min(1e-10)) ** (-1 / (order + 1))
+                    n = norm(estimate)
+                    s = float(n.max()) ** (-1 / (order + 1))
                     if s > score * (1.1 if order < q else 1.2):  # change only for a clearly larger step
                         best, best_norm, score = order, n, s
-            target = best_norm.clamp_min(1e-10) ** (k / (best + 1))  # controller factor -> norm^(-1/(best+1))
-            ratio = target / norm_q.clamp_min(1e-10)
-        return best, err * ratio
+            if best == q and q + 1 == k:
+                return best, err
+            with np.errstate(invalid="ignore", over="ignore"):  # a failed step's inf stays non-finite
+                ratio = best_norm ** (k / (best + 1)) / norm_q  # controller factor -> norm^(-1/(best+1))
+        if ratio.ndim == 0:
+            return best, err * float(ratio)
+        return best, err * torch.as_tensor(ratio, dtype=err.dtype, device=err.device)
 
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
                     dense: Any) -> torch.Tensor:
