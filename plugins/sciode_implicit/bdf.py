@@ -193,7 +193,8 @@ class BDF(Solver):
                     self.failure_note = failure_note(reason, failed, t, u)
                 err = torch.where(failed, torch.full_like(err, torch.inf), err)
         since = state["since"] + 1 if new_order == q else 0
-        h = safe_dt.expand_as(h_ref) if isinstance(h_ref, torch.Tensor) else safe_dt
+        per_member = isinstance(safe_dt, torch.Tensor) and isinstance(h_ref, torch.Tensor)
+        h = safe_dt.expand_as(h_ref) if per_member else safe_dt
         new_state = dict(D=D_new, h=h, order=new_order, since=since, J=J, fresh=False, lu=(fact, c_lu))
         if out.max_rate > 0.5:  # slow convergence: a fresh Jacobian for the next step
             new_state["J"], new_state["fresh"] = system.jacobian(rhs, t1, y1.detach())[0], True
