@@ -54,44 +54,36 @@ def newton_solve(residual: Callable[[torch.Tensor], torch.Tensor], z0: torch.Ten
     tiny = np.finfo(np.float64).tiny
     floor = 50 * torch.finfo(z0.dtype).eps / rhs.rtol
     weight = scale.reciprocal()
-    z, prev = z0, None
-    converged = failed = rate = None
+    z, prev, rate = z0, None, np.zeros(())
+    converged = failed = np.zeros((), dtype=bool)
     reason = ""
     k = 0
-    for k in range(1, max_iters + 1):
-        dz = fact.solve(residual(z).neg_(), rhs)
-        d = rhs.norm(dz * weight).cpu().numpy().astype(np.float64)
-        finite = np.isfinite(d)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            if prev is None:
-                converged = np.zeros(d.shape, dtype=bool)
-                failed = np.zeros_like(converged)
-                rate = np.zeros(d.shape)
-                eta, diverging = np.ones(d.shape), np.zeros_like(converged)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for k in range(1, max_iters + 1):
+            dz = fact.solve(residual(z).neg_(), rhs)
+            d = rhs.norm(dz * weight).cpu().numpy().astype(np.float64)
+            finite = np.isfinite(d)
+            running = ~(converged | failed)
+            if prev is None:  # no contraction rate yet: the increment alone must be small
+                ok = finite & ((d <= tol) | (d <= floor))
+                bad = ~finite
             else:
                 r = d / np.maximum(prev, tiny)
-                eta = r / np.maximum(1 - r, tiny)
-                diverging = r >= diverge_rate
-            running = ~converged & ~failed
-            if prev is not None:
                 rate = np.where(running & finite, np.maximum(rate, r), rate)
-            ok = finite & ((eta * d <= tol) | (d <= floor))
-        if running.all():
-            z = z + dz
-        else:
-            z = torch.where(torch.as_tensor(running, device=z.device), z + dz, z)
-        bad = ~finite | (diverging & ~ok)
-        if (running & bad).any():
-            reason = ("the Newton increment became non-finite" if (running & ~finite).any()
-                      else f"the Newton iteration diverged (contraction rate >= {diverge_rate})")
-        converged = converged | (running & ok)
-        failed = failed | (running & bad)
-        prev = d
-        if not (~converged & ~failed).any():
-            break
+                ok = finite & ((r / np.maximum(1 - r, tiny) * d <= tol) | (d <= floor))
+                bad = ~finite | ((r >= diverge_rate) & ~ok)
+            z = z + dz if running.all() else torch.where(torch.as_tensor(running, device=z.device), z + dz, z)
+            if (running & bad).any():
+                reason = ("the Newton increment became non-finite" if (running & ~finite).any()
+                          else f"the Newton iteration diverged (contraction rate >= {diverge_rate})")
+            converged = converged | (running & ok)
+            failed = failed | (running & bad)
+            prev = d
+            if (converged | failed).all():
+                break
     stuck = ~converged & ~failed
     if stuck.any():
         reason = reason or f"the Newton iteration did not converge in {max_iters} iterations"
     failed = failed | stuck
-    return NewtonOutcome(z, torch.as_tensor(failed, device=z.device), rate, k, reason, bool(failed.any()),
-                         float(rate.max(initial=0.0)))
+    return NewtonOutcome(z, torch.as_tensor(failed, device=z.device), np.broadcast_to(rate, failed.shape), k, reason,
+                         bool(failed.any()), float(rate.max(initial=0.0)))

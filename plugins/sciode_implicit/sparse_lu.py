@@ -72,13 +72,10 @@ class SparseFactorization(StructuredFactorization):
         values[np.ix_(~ok, diag)] = 1.0
         try:
             lu = splu(block_diagonal(pattern, values), permc_spec=self.ordering)
-            pivots = np.abs(lu.U.diagonal())
-            member_of = lu.perm_c // n  # U's k-th pivot belongs to original column perm_c[k]
-            worst = np.full(members, np.inf)
-            biggest = np.zeros(members)
-            np.minimum.at(worst, member_of, pivots)
-            np.maximum.at(biggest, member_of, pivots)
-            ok &= worst > np.finfo(values.dtype).eps * np.maximum(biggest, 1.0)
+            pivots = np.empty(members * n)
+            pivots[lu.perm_c] = np.abs(lu.U.diagonal())  # U's k-th pivot belongs to original column perm_c[k]
+            pivots = pivots.reshape(members, n)
+            ok &= pivots.min(1) > np.finfo(values.dtype).eps * np.maximum(pivots.max(1), 1.0)
         except RuntimeError:  # an exactly singular member: find it by factoring members one by one
             for i in range(members):
                 try:
