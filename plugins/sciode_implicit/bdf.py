@@ -2,8 +2,8 @@
 
 The method of Shampine & Reichelt (the MATLAB ode15s / scipy ``BDF`` formulation): the history
 is kept as backward differences D of the solution on an equally spaced grid; when the step
-changes, D is re-interpolated onto the new spacing by a (q+1) x (q+1) matrix (``_rescale``), so
-the formulas keep constant coefficients. A step predicts y0 = sum D[0..q], then solves
+changes, D is re-interpolated onto the new spacing by a (q+1) x (q+1) matrix (``_step_matrix``),
+so the formulas keep constant coefficients. A step predicts y0 = sum D[0..q], then solves
     M d - c f(t1, y0 + d) + M psi = 0,   c = h / alpha_q,   psi = sum_j gamma_j D_j / alpha_q
 by simplified Newton on W = M - c J, and the local error is error_const[q] * d. The kappa
 coefficients are those of the numerical differentiation formulas (Klopfenstein; Shampine &
@@ -64,35 +64,42 @@ def _u_matrix(order: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _update_matrix(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """(A, b) with D_new = A @ D + b d^T, the difference update after an accepted step of order q:
-    D_new[q+2] = d - D[q+1], D_new[q+1] = d, D_new[i] = d + D[i] + ... + D[q] for i <= q."""
+def _order_matrices(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S, b) for order q on an unchanged grid: S @ D gives, in its first two rows, the predictor
+    sum_j D_j and psi = sum_j gamma_j D_j / alpha_q, and in the rest A @ D with D_new = A @ D + b d^T,
+    the difference update after the step: D_new[q+2] = d - D[q+1], D_new[q+1] = d and
+    D_new[i] = d + D[i] + ... + D[q] for i <= q."""
     rows = MAX_ORDER + 3
     A = np.eye(rows)
     A[: order + 1, : order + 1] = np.triu(np.ones((order + 1, order + 1)))
     A[order + 1, order + 1] = 0.0
     A[order + 2, order + 2], A[order + 2, order + 1] = 0.0, -1.0
+    P = np.zeros((2, rows))
+    P[0, : order + 1] = 1.0
+    P[1, 1 : order + 1] = [g / _ALPHA[order] for g in _GAMMA[1 : order + 1]]
     b = np.zeros((rows, 1))
     b[: order + 3] = 1.0
-    return A, b
+    return np.concatenate([P, A]), b
 
 
-def _rescale(D: torch.Tensor, order: int, factor: Any) -> torch.Tensor:
-    """The differences D (*batch, K, n) re-interpolated onto a grid with step ``factor`` times the old one.
+def _step_matrix(order: int, factor: Any) -> np.ndarray:
+    """S of ``_order_matrices`` with the re-interpolation of D onto a grid with step ``factor`` times
+    the old one folded in (S R, R acting on D[0..q]): one small matmul per step applies both.
 
-    The small (q+1) x (q+1) matrices are built in NumPy (a few microseconds, where torch would
-    spend a dozen op dispatches); one batched matmul applies them. An unchanged step is free.
+    The (q+1) x (q+1) matrices are built in NumPy (a few microseconds, where torch would spend a
+    dozen op dispatches); a per-member factor (*batch, 1) gives S per member.
     """
+    S = _order_matrices(order)[0]
     if isinstance(factor, torch.Tensor):
         f = factor.detach().cpu().double().numpy()[..., None]  # (*batch, 1) -> (*batch, 1, 1)
     elif factor == 1.0:
-        return D
+        return S
     else:
         f = np.full((1, 1), float(factor))
-    RU = _r_matrix(order, f) @ _u_matrix(order)
-    mix = torch.as_tensor(np.swapaxes(RU, -1, -2), dtype=D.dtype, device=D.device)
-    head = mix @ D[..., : order + 1, :]
-    return torch.cat([head, D[..., order + 1 :, :]], dim=-2)
+    RU = np.swapaxes(_r_matrix(order, f) @ _u_matrix(order), -1, -2)
+    head = S[:, : order + 1] @ RU  # (..., rows, q+1)
+    tail = np.broadcast_to(S[:, order + 1 :], head.shape[:-1] + (S.shape[1] - order - 1,))
+    return np.concatenate([head, tail], -1)
 
 
 class BDF(Solver):
@@ -155,11 +162,13 @@ class BDF(Solver):
         mass = system.mass
         h_ref = state["h"]
         safe_dt = torch.where(dt == 0, h_ref, dt) if isinstance(dt, torch.Tensor) else dt
-        D = _rescale(state["D"], q, safe_dt / h_ref)
+        D = state["D"]
+        S = torch.as_tensor(_step_matrix(q, safe_dt / h_ref), dtype=D.dtype, device=D.device)
+        moved = S @ D  # the predictor, psi and the update's A @ D, on the new step's grid
+        y_pred, psi = moved[..., 0, :], moved[..., 1, :]
         t1 = stage_time(rhs, t, dt, 1.0, 0)
         c = dt / _ALPHA[q]
-        predict, update_A, update_b, mask = self._order_constants(q, u)
-        y_pred, psi = (predict @ D[..., : q + 1, :]).unbind(-2)  # sum_j D_j and sum_j gamma_j D_j / alpha_q
+        update_b, mask = self._order_constants(q, u)
         tol = newton_tolerance(rhs.rtol, u.dtype)
         J, fresh = state["J"], state["fresh"]
         with torch.no_grad():
@@ -183,7 +192,7 @@ class BDF(Solver):
             d = d - (step - step.detach())  # the value stays d* (as without gradients), the derivative is the IFT one
         y1 = y_pred + d
         err = _ERROR_CONST[q] * d
-        D_new = torch.addcmul(update_A @ D, update_b, d.unsqueeze(-2))
+        D_new = torch.addcmul(moved[..., 2:, :], update_b, d.unsqueeze(-2))
         new_order, err = self._choose_order(rhs, q, state["since"], D_new, err, scale)
         if out.any_failed or fact.any_bad:
             with torch.no_grad():
@@ -200,16 +209,14 @@ class BDF(Solver):
             new_state["J"], new_state["fresh"] = system.jacobian(rhs, t1, y1.detach())[0], True
         return StepResult(y1, err, new_state, (D_new[..., 1 : MAX_ORDER + 1, :] * mask,))
 
-    def _order_constants(self, q: int, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per (order, dtype, device), built once: the predictor/psi rows (2, q+1), the update
-        matrix A and vector b (``_update_matrix``), and the dense output's order mask."""
+    def _order_constants(self, q: int, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per (order, dtype, device), built once: the update vector b (``_order_matrices``) and the
+        dense output's order mask."""
         key = (q, u.dtype, u.device)
         if key not in self._constants:
-            predict = np.stack([np.ones(q + 1), [0.0] + [g / _ALPHA[q] for g in _GAMMA[1 : q + 1]]])
-            A, b = _update_matrix(q)
             mask = (np.arange(MAX_ORDER) < q).astype(float)[:, None]
             self._constants[key] = tuple(torch.as_tensor(x, dtype=u.dtype, device=u.device)
-                                         for x in (predict, A, b, mask))
+                                         for x in (_order_matrices(q)[1], mask))
         return self._constants[key]
 
     def _choose_order(self, rhs: RHS, q: int, since: int, D_new: torch.Tensor, err: torch.Tensor,
