@@ -7,7 +7,8 @@
    (``jac_prototype=sciode.Banded(2, 2)``; colored Jacobians) and ``linsolve="banded"`` / ``"sparse"``,
    against ``solve_ivp`` BDF and Radau given a NumPy right-hand side and ``jac_sparsity``.
 2. The 2-D Brusselator on a periodic 64 x 64 grid (8192 states, the SciML/SUNDIALS form), rtol 1e-6,
-   atol 1e-6, t in [0, 11.5]: sciode ``bdf`` with ``linsolve="sparse"`` and ``"gmres"`` vs solve_ivp BDF.
+   atol 1e-6, t in [0, 11.5]: sciode ``bdf`` with ``linsolve="sparse"``, ``"gmres"`` with
+   ``preconditioner="ilu"`` (and, with ``--gmres``, unpreconditioned) and ``rodas5p`` vs solve_ivp BDF.
 3. A batch of 64 1-D Brusselators (N = 500) with diffusion constants 0.01 .. 0.04: one batched sciode
    solve against 64 solve_ivp BDF calls (scipy timed on ``--scipy-members`` members, scaled to 64).
 
@@ -101,9 +102,11 @@ def run_config(config: dict) -> dict:
     prob = _problem(kind, n, members)
     t1 = prob.tspan[1]
     if config["side"] == "sciode":
+        extra = {"preconditioner": config["preconditioner"]} if "preconditioner" in config else {}
+
         def run():
             return sciode.solve(prob, config["solver"], linsolve=config["linsolve"], rtol=RTOL, atol=ATOL,
-                                saveat=[0.0, t1])
+                                saveat=[0.0, t1], **extra)
 
         if config.get("warmup", True):
             run()  # first calls of torch ops and of LAPACK/SuperLU: measured separately, see the module docstring
@@ -153,7 +156,8 @@ def measure(configs: list[dict], repeats: int) -> list[dict]:
 def label(c: dict) -> str:
     if c["side"] == "sciode":
         cold = " (cold: first solve in the process)" if not c.get("warmup", True) else ""
-        return f"sciode {c['solver']}, linsolve={c['linsolve']}{cold}"
+        pre = f", preconditioner={c['preconditioner']}" if "preconditioner" in c else ""
+        return f"sciode {c['solver']}, linsolve={c['linsolve']}{pre}{cold}"
     return f"scipy solve_ivp {c['solver']}, jac_sparsity"
 
 
@@ -212,10 +216,11 @@ def main() -> None:
 
 def two_d(args: argparse.Namespace) -> None:
     configs = [dict(side="sciode", solver="bdf", linsolve="sparse", kind="2d", n=64),
+               dict(side="sciode", solver="bdf", linsolve="gmres", preconditioner="ilu", kind="2d", n=64),
                dict(side="sciode", solver="rodas5p", linsolve="sparse", kind="2d", n=64),
                dict(side="scipy", solver="BDF", kind="2d", n=64)]
     if args.gmres:
-        configs.insert(2, dict(side="sciode", solver="bdf", linsolve="gmres", kind="2d", n=64))
+        configs.insert(3, dict(side="sciode", solver="bdf", linsolve="gmres", kind="2d", n=64))
     results = measure(configs, args.repeats)
     ref = reference("2d", 64) if args.reference_2d else results[-1]["final"]
     what = "Radau rtol 1e-9" if args.reference_2d else "scipy BDF (rtol 1e-6): the error column is a difference"

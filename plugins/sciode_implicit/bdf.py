@@ -2,8 +2,8 @@
 
 The method of Shampine & Reichelt (the MATLAB ode15s / scipy ``BDF`` formulation): the history
 is kept as backward differences D of the solution on an equally spaced grid; when the step
-changes, D is re-interpolated onto the new spacing by a (q+1) x (q+1) matrix (``_rescale``), so
-the formulas keep constant coefficients. A step predicts y0 = sum D[0..q], then solves
+changes, D is re-interpolated onto the new spacing by a (q+1) x (q+1) matrix (``_step_matrix``),
+so the formulas keep constant coefficients. A step predicts y0 = sum D[0..q], then solves
     M d - c f(t1, y0 + d) + M psi = 0,   c = h / alpha_q,   psi = sum_j gamma_j D_j / alpha_q
 by simplified Newton on W = M - c J, and the local error is error_const[q] * d. The kappa
 coefficients are those of the numerical differentiation formulas (Klopfenstein; Shampine &
@@ -63,20 +63,43 @@ def _u_matrix(order: int) -> np.ndarray:
     return _r_matrix(order, np.ones((1, 1)))
 
 
-def _rescale(D: torch.Tensor, order: int, factor: Any) -> torch.Tensor:
-    """The differences D (*batch, K, n) re-interpolated onto a grid with step ``factor`` times the old one.
+@functools.lru_cache(maxsize=None)
+def _order_matrices(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S, b) for order q on an unchanged grid: S @ D gives, in its first two rows, the predictor
+    sum_j D_j and psi = sum_j gamma_j D_j / alpha_q, and in the rest A @ D with D_new = A @ D + b d^T,
+    the difference update after the step: D_new[q+2] = d - D[q+1], D_new[q+1] = d and
+    D_new[i] = d + D[i] + ... + D[q] for i <= q."""
+    rows = MAX_ORDER + 3
+    A = np.eye(rows)
+    A[: order + 1, : order + 1] = np.triu(np.ones((order + 1, order + 1)))
+    A[order + 1, order + 1] = 0.0
+    A[order + 2, order + 2], A[order + 2, order + 1] = 0.0, -1.0
+    P = np.zeros((2, rows))
+    P[0, : order + 1] = 1.0
+    P[1, 1 : order + 1] = [g / _ALPHA[order] for g in _GAMMA[1 : order + 1]]
+    b = np.zeros((rows, 1))
+    b[: order + 3] = 1.0
+    return np.concatenate([P, A]), b
 
-    The small (q+1) x (q+1) matrices are built in NumPy (a few microseconds, where torch would
-    spend a dozen op dispatches); one batched matmul applies them.
+
+def _step_matrix(order: int, factor: Any) -> np.ndarray:
+    """S of ``_order_matrices`` with the re-interpolation of D onto a grid with step ``factor`` times
+    the old one folded in (S R, R acting on D[0..q]): one small matmul per step applies both.
+
+    The (q+1) x (q+1) matrices are built in NumPy (a few microseconds, where torch would spend a
+    dozen op dispatches); a per-member factor (*batch, 1) gives S per member.
     """
+    S = _order_matrices(order)[0]
     if isinstance(factor, torch.Tensor):
         f = factor.detach().cpu().double().numpy()[..., None]  # (*batch, 1) -> (*batch, 1, 1)
+    elif factor == 1.0:
+        return S
     else:
         f = np.full((1, 1), float(factor))
-    RU = _r_matrix(order, f) @ _u_matrix(order)
-    mix = torch.as_tensor(np.swapaxes(RU, -1, -2), dtype=D.dtype, device=D.device)
-    head = mix @ D[..., : order + 1, :]
-    return torch.cat([head, D[..., order + 1 :, :]], dim=-2)
+    RU = np.swapaxes(_r_matrix(order, f) @ _u_matrix(order), -1, -2)
+    head = S[:, : order + 1] @ RU  # (..., rows, q+1)
+    tail = np.broadcast_to(S[:, order + 1 :], head.shape[:-1] + (S.shape[1] - order - 1,))
+    return np.concatenate([head, tail], -1)
 
 
 class BDF(Solver):
@@ -107,7 +130,7 @@ class BDF(Solver):
         self.max_iters, self.refactor_ratio = max_iters, float(refactor_ratio)
         self.linear = LinsolveOptions.build(linsolve, preconditioner, krylov_tol, krylov_restart, krylov_maxiter)
         self.failure_note = ""
-        self._weights: dict[tuple, torch.Tensor] = {}
+        self._constants: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
     def init(self, rhs: RHS, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor | None) -> dict[str, Any]:
         self.failure_note = ""
@@ -119,9 +142,10 @@ class BDF(Solver):
         D = torch.cat([u0.unsqueeze(-2), f0.unsqueeze(-2), D[..., 2:, :]], dim=-2)  # D1 = h f0 with h = 1
         with torch.no_grad():
             J = system.jacobian(rhs, t0, u0.detach())[0]
-        one = torch.ones_like(t0)
-        # h: the step D refers to; since: steps at this order; lu: (factorization, c) or None
-        return dict(D=D, h=one, order=self.fixed_order or 1, since=0, J=J, fresh=True, lu=None)
+        # h: the step D refers to (a float for a shared clock); since: steps at this order;
+        # lu: (factorization, c) or None
+        h = 1.0 if t0.ndim == 0 else torch.ones_like(t0)
+        return dict(D=D, h=h, order=self.fixed_order or 1, since=0, J=J, fresh=True, lu=None)
 
     def _factorization(self, system: Any, state: dict, J: Any, c: Any, fresh: bool) -> Any:
         cached = state["lu"]
@@ -138,11 +162,13 @@ class BDF(Solver):
         mass = system.mass
         h_ref = state["h"]
         safe_dt = torch.where(dt == 0, h_ref, dt) if isinstance(dt, torch.Tensor) else dt
-        D = _rescale(state["D"], q, safe_dt / h_ref)
+        D = state["D"]
+        S = torch.as_tensor(_step_matrix(q, safe_dt / h_ref), dtype=D.dtype, device=D.device)
+        moved = S @ D  # the predictor, psi and the update's A @ D, on the new step's grid
+        y_pred, psi = moved[..., 0, :], moved[..., 1, :]
         t1 = stage_time(rhs, t, dt, 1.0, 0)
         c = dt / _ALPHA[q]
-        y_pred = D[..., : q + 1, :].sum(-2)
-        psi = self._psi_weights(q, u) @ D[..., 1 : q + 1, :]
+        update_b, mask = self._order_constants(q, u)
         tol = newton_tolerance(rhs.rtol, u.dtype)
         J, fresh = state["J"], state["fresh"]
         with torch.no_grad():
@@ -154,11 +180,10 @@ class BDF(Solver):
 
             fact, c_lu = self._factorization(system, state, J, c, fresh)
             out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
-            if bool(out.failed.any()) and not fresh:  # stale Jacobian: refresh it at the predictor and retry
+            if out.any_failed and not fresh:  # stale Jacobian: refresh it at the predictor and retry
                 J, fresh = system.jacobian(rhs, t1, yp)[0], True
                 fact, c_lu = system.factor(J, c), c
                 out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
-            failed = out.failed | fact.bad[..., None]
         d = out.z
         if needs_grad(rhs, u) or psi.requires_grad:
             with torch.no_grad():
@@ -167,45 +192,46 @@ class BDF(Solver):
             d = d - (step - step.detach())  # the value stays d* (as without gradients), the derivative is the IFT one
         y1 = y_pred + d
         err = _ERROR_CONST[q] * d
-        D_new = self._update(D, d, q)
-        new_order, err = self._choose_order(rhs, q, state["since"], D_new, err, u, y1)
-        with torch.no_grad():
-            if bool(failed.any()):
+        D_new = torch.addcmul(moved[..., 2:, :], update_b, d.unsqueeze(-2))
+        new_order, err = self._choose_order(rhs, q, state["since"], D_new, err, scale)
+        if out.any_failed or fact.any_bad:
+            with torch.no_grad():
+                failed = out.failed | fact.bad[..., None]
                 reason = fact.reason() if bool(fact.bad.any()) else out.reason
                 if not (isinstance(dt, float) and self.failure_note):
                     self.failure_note = failure_note(reason, failed, t, u)
-            err = torch.where(failed, torch.full_like(err, torch.inf), err)
+                err = torch.where(failed, torch.full_like(err, torch.inf), err)
         since = state["since"] + 1 if new_order == q else 0
-        new_state = dict(D=D_new, h=torch.as_tensor(safe_dt, dtype=u.dtype, device=u.device).expand_as(h_ref),
-                         order=new_order, since=since, J=J, fresh=False, lu=(fact, c_lu))
-        if bool((out.rate > 0.5).any()):  # slow convergence: a fresh Jacobian for the next step
+        per_member = isinstance(safe_dt, torch.Tensor) and isinstance(h_ref, torch.Tensor)
+        h = safe_dt.expand_as(h_ref) if per_member else safe_dt
+        new_state = dict(D=D_new, h=h, order=new_order, since=since, J=J, fresh=False, lu=(fact, c_lu))
+        if out.max_rate > 0.5:  # slow convergence: a fresh Jacobian for the next step
             new_state["J"], new_state["fresh"] = system.jacobian(rhs, t1, y1.detach())[0], True
-        mask = (torch.arange(MAX_ORDER, device=u.device) < q).to(u.dtype)[:, None]
         return StepResult(y1, err, new_state, (D_new[..., 1 : MAX_ORDER + 1, :] * mask,))
 
-    def _psi_weights(self, q: int, u: torch.Tensor) -> torch.Tensor:
-        """gamma_j / alpha_q, j = 1 .. q, as a tensor built once per (order, dtype, device)."""
+    def _order_constants(self, q: int, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per (order, dtype, device), built once: the update vector b (``_order_matrices``) and the
+        dense output's order mask."""
         key = (q, u.dtype, u.device)
-        if key not in self._weights:
-            weights = [g / _ALPHA[q] for g in _GAMMA[1 : q + 1]]
-            self._weights[key] = torch.tensor(weights, dtype=u.dtype, device=u.device)
-        return self._weights[key]
+        if key not in self._constants:
+            mask = (np.arange(MAX_ORDER) < q).astype(float)[:, None]
+            self._constants[key] = tuple(torch.as_tensor(x, dtype=u.dtype, device=u.device)
+                                         for x in (_order_matrices(q)[1], mask))
+        return self._constants[key]
 
-    @staticmethod
-    def _update(D: torch.Tensor, d: torch.Tensor, q: int) -> torch.Tensor:
-        """Differences after an accepted step: D[q+2] = d - D[q+1], D[q+1] = d, D[i] += D[i+1] for i <= q."""
-        rows = list(D.unbind(-2))
-        rows[q + 2] = d - rows[q + 1]
-        rows[q + 1] = d
-        for i in reversed(range(q + 1)):
-            rows[i] = rows[i] + rows[i + 1]
-        return torch.stack(rows, -2)
+    def _choose_order(self, rhs: RHS, q: int, since: int, D_new: torch.Tensor, err: torch.Tensor,
+                      scale: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """The next order and the error to hand the controller (see the module docstring).
 
-    def _choose_order(self, rhs: RHS, q: int, since: int, D_new: torch.Tensor, err: torch.Tensor, u: torch.Tensor,
-                      y1: torch.Tensor) -> tuple[int, torch.Tensor]:
-        """The next order and the error to hand the controller (see the module docstring)."""
+        The norms here only rank the orders and convert exponents, so they use the Newton
+        weights (atol + rtol |y_pred|) and come to the host in one transfer each."""
         with torch.no_grad():
-            norm_q = rhs.error_norm(err.detach(), u.detach(), y1.detach())
+            weight = scale.reciprocal()
+
+            def norm(x: torch.Tensor) -> np.ndarray:
+                return np.maximum(rhs.norm(x.detach() * weight).cpu().numpy().astype(np.float64), 1e-10)
+
+            norm_q = norm(err)
             k = self.error_order + 1
             best, best_norm = q, norm_q
             if self.fixed_order is None and since + 1 >= q + 1 and bool((norm_q <= 1).all()):
@@ -214,15 +240,19 @@ class BDF(Solver):
                     candidates.append((q - 1, _ERROR_CONST[q - 1] * D_new[..., q, :]))
                 if q < self.max_order:
                     candidates.append((q + 1, _ERROR_CONST[q + 1] * D_new[..., q + 2, :]))
-                score = max(float(norm_q.max()), 1e-10) ** (-1 / (q + 1))
+                score = float(norm_q.max()) ** (-1 / (q + 1))
                 for order, estimate in candidates:
-                    n = rhs.error_norm(estimate, u.detach(), y1.detach())
-                    s = float(n.max().clamp_min(1e-10)) ** (-1 / (order + 1))
+                    n = norm(estimate)
+                    s = float(n.max()) ** (-1 / (order + 1))
                     if s > score * (1.1 if order < q else 1.2):  # change only for a clearly larger step
                         best, best_norm, score = order, n, s
-            target = best_norm.clamp_min(1e-10) ** (k / (best + 1))  # controller factor -> norm^(-1/(best+1))
-            ratio = target / norm_q.clamp_min(1e-10)
-        return best, err * ratio
+            if best == q and q + 1 == k:
+                return best, err
+            with np.errstate(invalid="ignore", over="ignore"):  # a failed step's inf stays non-finite
+                ratio = best_norm ** (k / (best + 1)) / norm_q  # controller factor -> norm^(-1/(best+1))
+        if ratio.ndim == 0:
+            return best, err * float(ratio)
+        return best, err * torch.as_tensor(ratio, dtype=err.dtype, device=err.device)
 
     def interpolate(self, theta: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor,
                     dense: Any) -> torch.Tensor:

@@ -7,10 +7,12 @@ GMRES (its own inner products, Givens rotations and residual), all of them in th
 tensor ops. The system is solved in tolerance-scaled variables (x / (atol + rtol |u|)), so the
 stopping test ``rms(residual) <= krylov_tol`` is in the same units as the solvers' error test.
 
-An optional right preconditioner: ``preconditioner(u, p, t, scale)`` returns a callable
-r -> P^-1 r approximating (M - scale J)^-1; it is built once per factorization (whenever the
-solver would refactor a matrix). Transposed solves (gradients) use vector-Jacobian products and
-a relative residual of ``min(krylov_tol, 1e-10)``.
+An optional right preconditioner P ~ W, built once per factorization (whenever the solver would
+refactor a matrix): ``preconditioner="ilu"`` (``ilu.py``), or a user callable
+``preconditioner(u, p, t, scale)`` returning r -> P^-1 r. Transposed solves (gradients) use
+vector-Jacobian products, a relative residual of ``min(krylov_tol, 1e-10)`` and P^-T where the
+preconditioner has one (the ILU does; a user callable gives no transpose, so those solves run
+unpreconditioned).
 
 scipy.sparse.linalg.gmres solves one system at a time on NumPy arrays; this loop exists to keep
 a batch of members (and autograd-free torch tensors on any device) in one set of ops.
@@ -37,6 +39,7 @@ class Linearization:
     t: torch.Tensor
     u: torch.Tensor  # may carry a graph (backprop through a Rosenbrock step)
     exact: bool = False  # forward-mode products (consistent with the gradients) instead of difference quotients
+    structured: Any = None  # df/du on the pattern (a linsolve.Structured), for a built-in preconditioner
     _f0: torch.Tensor | None = dataclasses.field(default=None, repr=False)
 
     def _f(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +75,14 @@ class KrylovOptions:
     tol: float = 1e-3
     restart: int = 30
     maxiter: int = 300
-    preconditioner: Callable[..., Callable[[torch.Tensor], torch.Tensor]] | None = None
+    preconditioner: Callable[..., Callable[[torch.Tensor], torch.Tensor]] | str | None = None
+
+
+Preconditioner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity(r: torch.Tensor) -> torch.Tensor:
+    return r
 
 
 def _norm(a: torch.Tensor) -> torch.Tensor:
@@ -85,8 +95,10 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
 
     Arnoldi with classical Gram-Schmidt applied twice (two batched matrix products per pass), and
     the small least-squares problem solved afresh each iteration (one batched ``lstsq``), so an
-    iteration costs a fixed handful of ops whatever its index. Returns x (from x0 = 0) and the
-    per-member converged mask (*batch, 1).
+    iteration costs a fixed handful of ops whatever its index. A cycle whose least-squares
+    residual meets ``tol`` for every member ends the solve; otherwise the true residual restarts
+    it. ``counter.nkrylov`` counts the Arnoldi iterations (one product each). Returns x (from
+    x0 = 0) and the per-member converged mask (*batch, 1).
     """
     x = torch.zeros_like(b)
     tiny = torch.finfo(b.dtype).tiny
@@ -124,8 +136,10 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
         done += k + 1
         update = (V[..., : k + 1, :].transpose(-1, -2) @ y).squeeze(-1)
         x = torch.where(converged, x, x + update)
-        r = b - apply(x)
-        counter.nkrylov += 1
+        if bool((converged | (residual <= tol)).all()):  # the Arnoldi residual is the true one in exact arithmetic
+            converged = converged | (residual <= tol)
+            break
+        r = b - apply(x)  # a restart: the true residual
         beta, previous = _norm(r), beta
         converged = converged | (beta <= tol * (1 + 1e-6))
         stalled = beta > 0.5 * previous  # a restart cycle that gained nothing more: round-off level
@@ -136,9 +150,12 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
 
 
 class KrylovFactorization(StructuredFactorization):
-    """Matrix-free W = M - scale*J at ``point``; ``mass`` applies M (None: identity)."""
+    """Matrix-free W = M - scale*J at ``point``; ``mass`` applies M (None: identity); ``precondition``
+    and ``precondition_transpose`` apply P^-1 and P^-T (None: no preconditioner)."""
 
-    def __init__(self, point: Linearization, scale: Any, mass: Any, options: KrylovOptions) -> None:
+    def __init__(self, point: Linearization, scale: Any, mass: Any, options: KrylovOptions,
+                 precondition: Preconditioner | None = None,
+                 precondition_transpose: Preconditioner | None = None) -> None:
         self.point, self.mass, self.options = point, mass, options
         u = point.u
         self.batch, n = u.shape[:-1], u.shape[-1]
@@ -148,9 +165,7 @@ class KrylovFactorization(StructuredFactorization):
         self.weight = u.detach().abs().mul_(rhs.rtol).add_(rhs.atol)
         self.n = n
         self.counter = rhs
-        self.precondition = None
-        if options.preconditioner is not None:
-            self.precondition = options.preconditioner(u.detach(), rhs.p, point.t, scale)
+        self.precondition, self.precondition_transpose = precondition, precondition_transpose
         self.bad = torch.zeros(self.batch, dtype=torch.bool, device=u.device)
         self.any_bad = False
 
@@ -166,10 +181,12 @@ class KrylovFactorization(StructuredFactorization):
         d = self.weight
         opts = self.options
         if transpose:  # gradients: W^T y = g, relative residual in plain variables
+            pre = self.precondition_transpose or _identity
             tol = _norm(b) * min(opts.tol, 1e-10)
-            x, ok = gmres(self._w_transpose, b, tol, opts.restart, opts.maxiter, self.counter)
+            y, ok = gmres(lambda z: self._w_transpose(pre(z)), b, tol, opts.restart, opts.maxiter, self.counter)
+            x = pre(y)
         else:
-            pre = self.precondition or (lambda r: r)
+            pre = self.precondition or _identity
             scaled_op = lambda y: self._w(pre(d * y)) / d  # noqa: E731  right-preconditioned, scaled
             tol = torch.full_like(b[..., :1], opts.tol * self.n**0.5)
             y, ok = gmres(scaled_op, b / d, tol, opts.restart, opts.maxiter, self.counter)

@@ -4,7 +4,9 @@
 - ``"dense"``: a batched (*batch, n, n) Jacobian and a batched LU (``linalg.py``);
 - ``"banded"``: a banded LAPACK LU of the whole batch (``banded.py``);
 - ``"sparse"``: a SuperLU factorization of the whole batch (``sparse_lu.py``);
-- ``"gmres"``: no matrix at all, restarted GMRES on Jacobian-vector products (``krylov.py``);
+- ``"gmres"``: no matrix at all, restarted GMRES on Jacobian-vector products (``krylov.py``),
+  optionally preconditioned by a user callable or by ``preconditioner="ilu"``, an incomplete
+  LU of W built from the colored Jacobian on the pattern (``ilu.py``);
 - ``None`` (default): ``"banded"`` for a ``sciode.Banded`` prototype, ``"sparse"`` for another
   ``jac_prototype``, else ``"dense"``. A ``jac`` returning a sparse tensor works with every choice
   (with ``linsolve="sparse"`` its first result's entries make the pattern).
@@ -17,6 +19,7 @@ the pattern. One ``LinearSystem`` is built per solve and kept on the RHS.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import torch
@@ -26,6 +29,7 @@ from sciode.structure import Banded
 
 from .banded import BandedFactorization
 from .coloring import colored_jacobian
+from .ilu import IncompleteLU
 from .jacobian import jacobian as dense_jacobian
 from .jacobian import time_derivative
 from .krylov import KrylovFactorization, KrylovOptions, Linearization
@@ -36,6 +40,8 @@ from .sparse_lu import SparseFactorization
 from .structured import member_scale
 
 LINSOLVES = ("dense", "banded", "sparse", "gmres")
+#: built-in GMRES preconditioners, chosen by name
+PRECONDITIONERS = ("ilu",)
 _ATTR = "_sciode_implicit_linear_system"
 
 
@@ -51,9 +57,11 @@ class LinsolveOptions:
               krylov_maxiter: int) -> LinsolveOptions:
         if linsolve is not None and linsolve not in LINSOLVES:
             raise ProblemError(f"linsolve must be None or one of {LINSOLVES}; got {linsolve!r}")
-        if preconditioner is not None and not callable(preconditioner):
-            raise ProblemError("preconditioner must be None or callable as preconditioner(u, p, t, scale) -> "
-                               f"(r -> P^-1 r); got {type(preconditioner).__name__}")
+        if preconditioner is not None and not callable(preconditioner) and preconditioner not in PRECONDITIONERS:
+            raise ProblemError(f"preconditioner must be None, one of {PRECONDITIONERS} or a callable "
+                               f"preconditioner(u, p, t, scale) -> (r -> P^-1 r); got {preconditioner!r}")
+        if preconditioner is not None and linsolve not in (None, "gmres"):
+            raise ProblemError(f"preconditioner applies to linsolve='gmres' only; got linsolve={linsolve!r}")
         if isinstance(krylov_tol, bool) or not isinstance(krylov_tol, (int, float)) or not 0 < krylov_tol < 1:
             raise ProblemError(f"krylov_tol must be a number in (0, 1); got {krylov_tol!r}")
         for name, value in (("krylov_restart", krylov_restart), ("krylov_maxiter", krylov_maxiter)):
@@ -81,10 +89,18 @@ class LinearSystem:
         self.n = problem.state_size
         self.kind = options.linsolve or self._default_kind(problem)
         self._pattern: Pattern | None = None
-        if self.kind in ("banded", "sparse") and problem.jac_prototype is None and problem.jac is None:
-            raise ProblemError(f"linsolve={self.kind!r} needs the Jacobian's structure: give the Problem a "
-                               "jac_prototype (a boolean mask, a sparse tensor or sciode.Banded(lower, upper)) or a "
-                               "jac that returns a sparse tensor")
+        preconditioner = options.krylov.preconditioner
+        if preconditioner is not None and self.kind != "gmres":
+            raise ProblemError(f"preconditioner applies to linsolve='gmres' only; this Problem's default linsolve is "
+                               f"{self.kind!r}: pass linsolve='gmres'")
+        #: a built-in preconditioner needs df/du on the pattern besides the products
+        self.structured = isinstance(preconditioner, str)
+        what = f"preconditioner={preconditioner!r}" if self.structured else f"linsolve={self.kind!r}"
+        if (self.kind in ("banded", "sparse") or self.structured) and problem.jac_prototype is None \
+                and problem.jac is None:
+            raise ProblemError(f"{what} needs the Jacobian's structure: give the Problem a jac_prototype (a boolean "
+                               "mask, a sparse tensor or sciode.Banded(lower, upper)) or a jac that returns a sparse "
+                               "tensor")
         if problem.jac_prototype is not None:
             self._pattern = make_pattern(self.n, problem.jac_prototype, problem.mass_matrix)
         self.mass = MassMatrix(problem.mass_matrix, self.n)
@@ -112,20 +128,29 @@ class LinearSystem:
         """df/du at (t, u) (a dense tensor, a ``Structured`` or a ``Linearization``) and df/dt if asked."""
         if self.kind == "gmres":
             rhs.njac += 1
-            return Linearization(rhs, t, u, exact=create_graph), (time_derivative(rhs, t, u) if with_time else None)
+            structured = None
+            if self.structured:  # for the preconditioner only: no graph
+                with torch.no_grad():
+                    structured = Structured(self._values(rhs, t, u.detach(), False), self._pattern)
+            point = Linearization(rhs, t, u, exact=create_graph, structured=structured)
+            return point, (time_derivative(rhs, t, u) if with_time else None)
         if self.problem.jac is None and self._pattern is None:
             return dense_jacobian(rhs, t, u, with_time, create_graph)
         rhs.njac += 1
-        if self.problem.jac is not None:
-            with torch.set_grad_enabled(create_graph):
-                values = self._user_values(rhs, t, u)
-        else:
-            values, products = colored_jacobian(rhs, t, u, self._pattern, create_graph)
-            self.nproducts += products
+        values = self._values(rhs, t, u, create_graph)
         ft = time_derivative(rhs, t, u) if with_time else None
         if self.dense:
             return (values if self._pattern is None else self._pattern.to_dense(values)), ft
         return Structured(values, self._pattern), ft
+
+    def _values(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor, create_graph: bool) -> torch.Tensor:
+        """df/du on the pattern, (*batch, nnz): the user's jac, else colored products."""
+        if self.problem.jac is not None:
+            with torch.set_grad_enabled(create_graph):
+                return self._user_values(rhs, t, u)
+        values, products = colored_jacobian(rhs, t, u, self._pattern, create_graph)
+        self.nproducts += products
+        return values
 
     def _user_values(self, rhs: RHS, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """The user's jac on the pattern (or as a dense matrix for linsolve='dense' without a prototype)."""
@@ -166,17 +191,32 @@ class LinearSystem:
     def factor(self, J: Any, scale: Any) -> Any:
         """A factorization of M - scale*J with ``solve(b, counter)``, ``bad``, ``any_bad`` and ``reason()``."""
         if self.kind == "gmres":
-            return KrylovFactorization(J, scale, None if self.mass.identity else self.mass, self.options.krylov)
+            return KrylovFactorization(J, scale, None if self.mass.identity else self.mass, self.options.krylov,
+                                       *self._preconditioner(J, scale))
         if isinstance(J, torch.Tensor):
             return dense_factor(J, scale, self.mass.dense(J))
+        kind = BandedFactorization if self.kind == "banded" else SparseFactorization
+        return kind(J.pattern, self._w(J, scale), J.values.shape[:-1])
+
+    def _w(self, J: Structured, scale: Any) -> torch.Tensor:
+        """W = M - scale*J on J's pattern, (*batch, nnz)."""
         batch = J.values.shape[:-1]
         s = member_scale(scale, batch, J.values.dtype, J.values.device)
         w = self.mass.on_pattern(J.pattern, J.values) - s * J.values
         if not self.mass.identity and isinstance(scale, torch.Tensor) and scale.ndim > 0:
             eye = torch.zeros_like(w).index_fill(-1, J.pattern.diagonal.to(w.device), 1.0)
             w = torch.where(s == 0, eye, w)  # frozen members under a singular M
-        kind = BandedFactorization if self.kind == "banded" else SparseFactorization
-        return kind(J.pattern, w, batch)
+        return w
+
+    def _preconditioner(self, point: Linearization, scale: Any) -> tuple[Any, Any]:
+        """(r -> P^-1 r, r -> P^-T r or None) for GMRES, or (None, None) without a preconditioner."""
+        chosen = self.options.krylov.preconditioner
+        if chosen is None:
+            return None, None
+        if chosen == "ilu":
+            ilu = IncompleteLU(point.structured.pattern, self._w(point.structured, scale))
+            return ilu.apply, functools.partial(ilu.apply, transpose=True)
+        return chosen(point.u.detach(), point.rhs.p, point.t, scale), None
 
     def isfinite(self, J: Any) -> bool:
         if isinstance(J, torch.Tensor):

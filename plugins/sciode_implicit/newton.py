@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from sciode import RHS
@@ -21,14 +22,17 @@ from .linalg import Factorization
 
 @dataclasses.dataclass
 class NewtonOutcome:
-    """The final iterate, which members failed (a mask broadcastable to z), the worst
-    contraction rate seen per member, the number of iterations and, if any failed, why."""
+    """The final iterate, which members failed (a bool tensor broadcastable to z), the worst
+    contraction rate seen per member (host array), the number of iterations and, if any
+    failed, why. ``any_failed`` and ``max_rate`` are the host-side summaries callers branch on."""
 
     z: torch.Tensor
     failed: torch.Tensor
-    rate: torch.Tensor
+    rate: np.ndarray
     iterations: int
     reason: str
+    any_failed: bool = False
+    max_rate: float = 0.0
 
 
 def newton_tolerance(rtol: float, dtype: torch.dtype) -> float:
@@ -40,42 +44,46 @@ def newton_tolerance(rtol: float, dtype: torch.dtype) -> float:
 def newton_solve(residual: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tensor, fact: Factorization,
                  rhs: RHS, scale: torch.Tensor, tol: float, max_iters: int = 7,
                  diverge_rate: float = 0.9) -> NewtonOutcome:
-    """Iterate z <- z - W^-1 G(z) from ``z0`` for all members at once (no autograd)."""
-    tiny = torch.finfo(z0.dtype).tiny
+    """Iterate z <- z - W^-1 G(z) from ``z0`` for all members at once (no autograd).
+
+    The tensor work per iteration is the residual, the solve and one norm; the convergence
+    bookkeeping runs on the per-member norms on the host (one transfer per iteration, where
+    the test needs a host decision anyway), and the iterate is masked only when some member
+    has stopped while others run.
+    """
+    tiny = np.finfo(np.float64).tiny
     floor = 50 * torch.finfo(z0.dtype).eps / rhs.rtol
-    z, prev = z0, None
-    converged = failed = rate = None
+    weight = scale.reciprocal()
+    z, prev, rate = z0, None, np.zeros(())
+    converged = failed = np.zeros((), dtype=bool)
     reason = ""
     k = 0
-    for k in range(1, max_iters + 1):
-        dz = fact.solve(residual(z).neg_(), rhs)
-        d = rhs.norm(dz / scale)
-        finite = torch.isfinite(d)
-        if prev is None:
-            converged = torch.zeros_like(d, dtype=torch.bool)
-            failed = torch.zeros_like(converged)
-            rate = torch.zeros_like(d)
-            eta = torch.ones_like(d)
-            diverging = torch.zeros_like(converged)
-        else:
-            r = d / prev.clamp_min(tiny)
-            eta = r / (1 - r).clamp_min(tiny)
-            diverging = r >= diverge_rate
-        running = ~converged & ~failed
-        if prev is not None:
-            rate = torch.where(running & finite, torch.maximum(rate, r), rate)
-        z = torch.where(running, z + dz, z)
-        ok = finite & ((eta * d <= tol) | (d <= floor))
-        bad = ~finite | (diverging & ~ok)
-        if bool((running & bad).any()):
-            reason = ("the Newton increment became non-finite" if bool((running & ~finite).any())
-                      else f"the Newton iteration diverged (contraction rate >= {diverge_rate})")
-        converged = converged | (running & ok)
-        failed = failed | (running & bad)
-        prev = d
-        if not bool((~converged & ~failed).any()):
-            break
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for k in range(1, max_iters + 1):
+            dz = fact.solve(residual(z).neg_(), rhs)
+            d = rhs.norm(dz * weight).cpu().numpy().astype(np.float64)
+            finite = np.isfinite(d)
+            running = ~(converged | failed)
+            if prev is None:  # no contraction rate yet: the increment alone must be small
+                ok = finite & ((d <= tol) | (d <= floor))
+                bad = ~finite
+            else:
+                r = d / np.maximum(prev, tiny)
+                rate = np.where(running & finite, np.maximum(rate, r), rate)
+                ok = finite & ((r / np.maximum(1 - r, tiny) * d <= tol) | (d <= floor))
+                bad = ~finite | ((r >= diverge_rate) & ~ok)
+            z = z + dz if running.all() else torch.where(torch.as_tensor(running, device=z.device), z + dz, z)
+            if (running & bad).any():
+                reason = ("the Newton increment became non-finite" if (running & ~finite).any()
+                          else f"the Newton iteration diverged (contraction rate >= {diverge_rate})")
+            converged = converged | (running & ok)
+            failed = failed | (running & bad)
+            prev = d
+            if (converged | failed).all():
+                break
     stuck = ~converged & ~failed
-    if bool(stuck.any()):
+    if stuck.any():
         reason = reason or f"the Newton iteration did not converge in {max_iters} iterations"
-    return NewtonOutcome(z, failed | stuck, rate, k, reason)
+    failed = failed | stuck
+    return NewtonOutcome(z, torch.as_tensor(failed, device=z.device), np.broadcast_to(rate, failed.shape), k, reason,
+                         bool(failed.any()), float(rate.max(initial=0.0)))

@@ -42,6 +42,12 @@ class Pattern:
         return max(int(d.max()), 0), max(int(-d.min()), 0)
 
     @functools.cached_property
+    def symmetric(self) -> bool:
+        """Whether the pattern equals its transpose (structurally symmetric, as stencils are)."""
+        key = torch.sort(self.cols * self.n + self.rows).values
+        return bool(torch.equal(key, self.rows * self.n + self.cols))
+
+    @functools.cached_property
     def diagonal(self) -> torch.Tensor:
         """Positions of the entries (i, i), i = 0 .. n-1."""
         return torch.nonzero(self.rows == self.cols).squeeze(-1)
