@@ -99,7 +99,12 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
     residual meets ``tol`` for every member ends the solve; otherwise the true residual restarts
     it. ``counter.nkrylov`` counts the Arnoldi iterations (one product each). Returns x (from
     x0 = 0) and the per-member converged mask (*batch, 1).
+
+    On CPU the least-squares driver is LAPACK's SVD-based gelsd: the default gelsy gives results
+    that differ in the last bits from run to run (they depend on memory alignment), which made two
+    identical solves take different steps.
     """
+    driver = "gelsd" if b.device.type == "cpu" else None  # CUDA has only gels
     x = torch.zeros_like(b)
     tiny = torch.finfo(b.dtype).tiny
     r, done = b, 0
@@ -128,7 +133,7 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: t
             H[..., k + 1, k] = h_next.squeeze(-1)
             V[..., k + 1, :] = w / h_next.clamp_min(tiny)
             Hk, gk = H[..., : k + 2, : k + 1], rhs_ls[..., : k + 2, :]
-            y = torch.linalg.lstsq(Hk, gk).solution
+            y = torch.linalg.lstsq(Hk, gk, driver=driver).solution
             residual = _norm((gk - Hk @ y).squeeze(-1))
             exhausted = h_next <= 1e3 * torch.finfo(b.dtype).eps * beta  # breakdown: the space is invariant
             if bool(((residual <= tol) | converged | exhausted).all()):
