@@ -410,9 +410,19 @@ class FixedClock(SharedClock):
 
 
 class MemberClock(_Clock):
-    """Adaptive steps per member: t, dt, err_prev are ``(*batch, 1)`` tensors."""
+    """Adaptive steps per member: t, dt, err_prev are ``(*batch, 1)`` tensors.
+
+    The one host transfer of a pass is ``running``: the count of running members, together with
+    the numbers that riders (``ride``) need from the device, in one ``tolist``.
+    """
 
     per_member = True
+    #: running members at the last ``running`` call (the compactor reads it instead of syncing again)
+    running_count = 0
+
+    def ride(self, rider: Any) -> None:
+        """Let ``rider`` (``pending() -> 0-d int tensor | None``, ``settle(value: int)``) share the pass's sync."""
+        self.riders = getattr(self, "riders", ()) + (rider,)
 
     def clock(self, value: float) -> torch.Tensor:
         return torch.full(self.batch_shape + (1,), value, dtype=self.time_dtype, device=self.device)
@@ -448,7 +458,14 @@ class MemberClock(_Clock):
         return size * self.direction
 
     def running(self, st: LoopState) -> bool:
-        return bool(st.running.any())
+        riders = [r for r in getattr(self, "riders", ()) if r.pending() is not None]
+        count = st.running.sum()
+        if riders:
+            count, *values = torch.stack([count] + [r.pending().to(count.dtype) for r in riders]).tolist()
+            for rider, value in zip(riders, values):
+                rider.settle(value)
+        self.running_count = int(count)
+        return self.running_count > 0
 
     def batch_norm_fn(self, running: torch.Tensor | None) -> Any:
         """Per-member clocks need no mask: each member's norm is its own (shape ``(*batch, 1)``)."""
