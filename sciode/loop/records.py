@@ -157,9 +157,13 @@ class PerMemberSaves:
         first = torch.cumsum(per_member, 0).sub_(per_member)
         k = start[member] + (torch.arange(count, device=device) - first[member])  # the save times, in order
 
+        batch_dims = t_start.ndim - 1
+
         def pick(x: Any) -> Any:  # the pass's per-member values for each pair, as a flat batch of ``count``
-            if x is None or isinstance(x, torch.Tensor):
-                return None if x is None else x.reshape((-1,) + x.shape[t_start.ndim - 1:]).index_select(0, member)
+            if x is None:
+                return None
+            if isinstance(x, torch.Tensor):
+                return (x if batch_dims == 1 else x.reshape((-1,) + x.shape[batch_dims:])).index_select(0, member)
             return type(x)(pick(leaf) for leaf in x)
 
         t0g, hg, u0g, u1g = pick(t_start), pick(h), pick(u0), pick(u1)
