@@ -5,7 +5,8 @@ The loop appends one record per iteration (rejected or finished members get
 for every member at once with a searchsorted and a gather, so saving at many
 ``saveat`` times and dense output after the solve cost a few tensor ops per chunk
 rather than Python work per step. Dense output (``Solution.__call__``) keeps the
-chunks; ``saveat`` alone drops them once evaluated, bounding memory.
+chunks; a shared clock's ``saveat`` alone drops them once evaluated, bounding memory.
+Per-member ``saveat`` needs no records: ``PerMemberSaves`` evaluates each pass as it comes.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 * ``saveat`` with a shared clock: step records evaluated chunk by chunk (each save time
   is covered by exactly one accepted step);
 * ``saveat`` with per-member clocks: ``PerMemberSaves`` evaluates each (member, save
-  time) once, when the member has passed it;
+  time) once, in the pass that passed it;
 * dense output: the step records are kept for ``Solution.__call__``.
 
 Members that were frozen (UNSTABLE, FAILURE) read NaN past the time they stopped, in
