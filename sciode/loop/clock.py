@@ -479,9 +479,19 @@ class FixedClock(SharedClock):
 
 
 class MemberClock(_Clock):
-    """Adaptive steps per member: t, dt, err_prev are ``(*batch, 1)`` tensors."""
+    """Adaptive steps per member: t, dt, err_prev are ``(*batch, 1)`` tensors.
+
+    The one host transfer of a pass is ``running``: the count of running members, together with
+    the numbers that riders (``ride``) need from the device, in one ``tolist``.
+    """
 
     per_member = True
+    #: running members at the last ``running`` call (the compactor reads it instead of syncing again)
+    running_count = 0
+
+    def ride(self, rider: Any) -> None:
+        """Let ``rider`` (``pending() -> 0-d int tensor | None``, ``settle(value: int)``) share the pass's sync."""
+        self.riders = getattr(self, "riders", ()) + (rider,)
 
     def clock(self, value: float) -> torch.Tensor:
         return torch.full(self.batch_shape + (1,), value, dtype=self.time_dtype, device=self.device)
@@ -514,10 +524,17 @@ class MemberClock(_Clock):
             size = size.clamp_max(opts.max_step)
         if opts.min_step is not None:
             size = size.clamp_min(opts.min_step)
-        return size * self.direction
+        return self.signed(size)
 
     def running(self, st: LoopState) -> bool:
-        return bool(st.running.any())
+        riders = [r for r in getattr(self, "riders", ()) if r.pending() is not None]
+        count = st.running.sum()
+        if riders:
+            count, *values = torch.stack([count] + [r.pending().to(count.dtype) for r in riders]).tolist()
+            for rider, value in zip(riders, values):
+                rider.settle(value)
+        self.running_count = int(count)
+        return self.running_count > 0
 
     def batch_norm_fn(self, running: torch.Tensor | None) -> Any:
         """Per-member clocks need no mask: each member's norm is its own (shape ``(*batch, 1)``)."""
@@ -544,14 +561,26 @@ class MemberClock(_Clock):
     def reported_time(self, st: LoopState, last: Any, target: Any) -> Any:
         return st.t
 
+    def plain(self) -> bool:
+        """No tstop and no terminal landing ahead: every member's target is t1 and none stops short of it."""
+        return len(self.stops) == 1 and self.landing is None
+
+    def signed(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * direction`` (exact for direction +-1, so forward solves skip the op)."""
+        return x if self.direction > 0 else x.neg()
+
     def clamp(self, st: LoopState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            target, self.at_stop = self.member_target(st.t)
-            end = torch.where(self.at_stop, self.beside_tensor(target, -1.0), target)
-            remaining = (end - st.t) * self.direction
-            last = st.dt.abs() >= remaining * (1 - 4 * self.eps)
-            step = torch.where(last, remaining * self.direction, st.dt)
-            step = torch.where(st.running[..., None], step, 0.0)
+            if self.plain():
+                target, self.at_stop = self.clock(self.t1), False
+                end = target
+            else:
+                target, self.at_stop = self.member_target(st.t)
+                end = torch.where(self.at_stop, self.beside_tensor(target, -1.0), target)
+            span = end - st.t
+            last = st.dt.abs() >= self.signed(span) * (1 - 4 * self.eps)
+            self.stepping = st.running[..., None]  # status does not change before commit: accept reuses it
+            step = torch.where(self.stepping, torch.where(last, span, st.dt), 0.0)
         return step, last, target
 
     def stage_clock(self, t: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -571,21 +600,27 @@ class MemberClock(_Clock):
         return self.measure_tensors(res, st) if measured is None else measured
 
     def accept(self, err: torch.Tensor, st: LoopState) -> torch.Tensor:
-        return (err <= 1) & st.running[..., None]
+        return (err <= 1) & self.stepping
 
     def commit(self, st: LoopState, accepted: torch.Tensor, res: StepResult, step: torch.Tensor,
                last: torch.Tensor, target: torch.Tensor) -> None:
         st.u = torch.where(accepted, res.u, st.u)
         st.solver_state = tree_where(accepted[..., 0], res.state, st.solver_state)
         with torch.no_grad():
-            crossed = accepted & last & self.at_stop
-            landed = torch.where(crossed, self.beside_tensor(target, 1.0), target)
-            st.t = torch.where(accepted, torch.where(last, landed, st.t + step), st.t)
-            self.restarted = crossed[..., 0] if bool(crossed.any()) else False
-            st.t_stop = torch.where(accepted[..., 0], st.t[..., 0], st.t_stop)
-            st.accepted += accepted[..., 0]
-            done = accepted[..., 0] & last[..., 0] & (target[..., 0] == self.t1)
-            st.status = torch.where(done, _code(ReturnCode.SUCCESS, st.status), st.status)
+            landing = accepted & last
+            if self.plain():  # the target is t1 for all: nothing to restart, and landing there is success
+                st.t = torch.where(accepted, torch.where(last, target, st.t + step), st.t)
+                done = landing[..., 0]
+            else:
+                crossed = landing & self.at_stop
+                landed = torch.where(crossed, self.beside_tensor(target, 1.0), target)
+                st.t = torch.where(accepted, torch.where(last, landed, st.t + step), st.t)
+                self.restarted = crossed[..., 0] if bool(crossed.any()) else False
+                done = landing[..., 0] & (target[..., 0] == self.t1)
+            moved = accepted[..., 0]
+            st.t_stop = torch.where(moved, st.t[..., 0], st.t_stop)
+            st.accepted += moved
+            st.status = torch.where(done, ReturnCode.SUCCESS.value, st.status)
 
     def propose(self, st: LoopState, step: torch.Tensor, err: torch.Tensor, accepted: torch.Tensor,
                 nonfinite: torch.Tensor) -> None:
@@ -593,19 +628,20 @@ class MemberClock(_Clock):
             running = st.running[..., None]
             factor = self.opts.controller.factor(err, st.err_prev, accepted, self.k)
             st.err_prev = torch.where(accepted, err.clamp_min(1e-4), st.err_prev)
-            st.rejected += (running & ~accepted)[..., 0]
+            rejected = running & ~accepted
+            st.rejected += rejected[..., 0]
             new_dt = self.clamp_size(torch.where(running, step * factor, st.dt))
             starting = nonfinite & (st.nonfinite_streak == 0)
             st.dt_before_streak = torch.where(starting[..., None], st.dt, st.dt_before_streak)
             st.nonfinite_streak = torch.where(nonfinite, st.nonfinite_streak + 1, 0)
-            rejected = running & ~accepted
             underflow = rejected & (new_dt.abs() <= 16 * self.eps * torch.clamp_min(st.t.abs(), 1.0))
             if self.opts.min_step is not None:
                 underflow = underflow | (rejected & (step.abs() <= self.opts.min_step * (1 + 4 * self.eps)))
-            unstable = nonfinite & (underflow[..., 0] | (st.nonfinite_streak >= FREEZE_AFTER))
-            too_small = underflow[..., 0] & ~nonfinite
-            st.status = torch.where(unstable, _code(ReturnCode.UNSTABLE, st.status), st.status)
-            st.status = torch.where(too_small, _code(ReturnCode.DT_TOO_SMALL, st.status), st.status)
+            underflow = underflow[..., 0]
+            unstable = nonfinite & (underflow | (st.nonfinite_streak >= FREEZE_AFTER))
+            too_small = underflow & ~nonfinite
+            st.status = torch.where(unstable, ReturnCode.UNSTABLE.value,
+                                    torch.where(too_small, ReturnCode.DT_TOO_SMALL.value, st.status))
             st.dt = torch.where(unstable[..., None], st.dt_before_streak, new_dt)
 
     def stop_times(self, st: LoopState) -> torch.Tensor:

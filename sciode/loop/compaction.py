@@ -129,15 +129,14 @@ class Compactor:
         if self.off:
             return st
         size = st.status.numel()
-        running = st.running.reshape(-1)
-        count = int(running.sum())
+        count = self.clock.running_count  # counted in the clock's one host transfer of this pass
         if count == 0 or count >= self.threshold * size:
             return st
         shape = st.status.shape
         if member_leaves(st.solver_state, shape) is None:  # the state grew a shared leaf after the first steps
             self.off = True
             return st
-        local = running.nonzero()[:, 0]
+        local = st.running.reshape(-1).nonzero()[:, 0]
         index = local if self.index is None else self.index.index_select(0, local)
         # p is always gathered from the problem's own p against the full batch, so a shared tensor
         # never passes for a per-member one when its length happens to match a compacted batch

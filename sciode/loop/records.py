@@ -5,7 +5,8 @@ The loop appends one record per iteration (rejected or finished members get
 for every member at once with a searchsorted and a gather, so saving at many
 ``saveat`` times and dense output after the solve cost a few tensor ops per chunk
 rather than Python work per step. Dense output (``Solution.__call__``) keeps the
-chunks; ``saveat`` alone drops them once evaluated, bounding memory.
+chunks; a shared clock's ``saveat`` alone drops them once evaluated, bounding memory.
+Per-member ``saveat`` needs no records: ``PerMemberSaves`` evaluates each pass as it comes.
 """
 from __future__ import annotations
 
@@ -104,50 +105,103 @@ class StepChunk:
 
 
 class PerMemberSaves:
-    """Saving at ``saveat`` when members step independently: each chunk evaluates only the
-    save times that each member newly passed, so the work is one evaluation per
-    (member, save time) however far apart the members' clocks drift. A chunk of a compacted
-    run covers only its ``members``; every value is kept with its (save time, member) cell."""
+    """Saving at ``saveat`` when members step independently, one loop pass at a time.
 
-    def __init__(self, saveat: torch.Tensor, t0: float, direction: float, member_shape: torch.Size) -> None:
-        self.times = saveat
+    ``take`` keeps the pass's step and marks, per member, the save times it newly passed (no host
+    sync); ``pending``, how many (member, save time) pairs that makes, rides on the clock's one
+    host transfer per pass; ``settle`` then evaluates just those pairs on the pass's interpolant,
+    gathered into a flat batch. So each (member, save time) is evaluated once, on the step that
+    covers it, and no step records are stacked. A compacted pass holds only the members ``ids``
+    (flat indices); values land in their (save time, member) cells of one flat buffer."""
+
+    def __init__(self, saveat: torch.Tensor, t0: float, direction: float, member_shape: torch.Size,
+                 solver: Any) -> None:
+        self.times, self.solver = saveat, solver
+        self.t0, self.direction = t0, direction
         self.elapsed = ((saveat - t0) * direction).detach()
         self.member_shape = member_shape
         self.members = math.prod(member_shape)
-        self.next = torch.zeros(self.members, dtype=torch.long, device=saveat.device)
-        self.pieces: list[tuple[torch.Tensor, torch.Tensor]] = []  # (values (E, ...), cells (E,))
+        device = saveat.device
+        self.next = torch.zeros(self.members, dtype=torch.long, device=device)
+        #: per flat member, the furthest elapsed time a step reached (a member that did not advance keeps it)
+        self.end = torch.full((self.members,), -math.inf, dtype=saveat.dtype, device=device)
+        self.ids: torch.Tensor | None = None  # the members the loop steps (compaction); None: all
+        self.out: torch.Tensor | None = None  # (K * M, ...) values, NaN where never reached
+        self.step: tuple | None = None  # the pass waiting for ``settle``
+        self.count: torch.Tensor | None = None
 
-    def add(self, chunk: StepChunk, solver: Any) -> None:
-        ends = chunk.elapsed_end[:, -1]
-        ids = chunk.members
+    def take(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
+        """Keep one pass's step (``h`` is 0 where a member did not advance) until ``settle``."""
+        self.settle_now()
+        ids = self.ids
+        ends = ((t_start + h - self.t0) * self.direction).detach().reshape(-1)
+        before = self.end if ids is None else self.end.index_select(0, ids)
+        ends = torch.maximum(before, ends)
+        self.end = ends if ids is None else self.end.index_copy(0, ids, ends)
         start = self.next if ids is None else self.next.index_select(0, ids)
         tol = 64 * torch.finfo(ends.dtype).eps * (1 + ends.abs())
         reached = torch.searchsorted(self.elapsed.to(ends.dtype), ends + tol, side="right")
-        rows = int((reached - start).max())
-        if rows <= 0:
-            return
-        k = start[:, None] + torch.arange(rows, device=ends.device)
-        valid = (k < reached[:, None]).T
-        k_safe = k.clamp_max(self.times.shape[0] - 1)
-        shape = self.member_shape if ids is None else ids.shape
-        values = chunk.evaluate_at(solver, self.elapsed[k_safe], self.times[k_safe], shape)
-        values = values.reshape((rows * ends.shape[0],) + values.shape[1 + len(shape):])
-        member = torch.arange(self.members, device=ends.device) if ids is None else ids
-        cells = k_safe.T * self.members + member
-        flat = valid.reshape(-1)
-        self.pieces.append((values[flat], cells.reshape(-1)[flat]))
         moved = torch.maximum(start, reached)
         self.next = moved if ids is None else self.next.index_copy(0, ids, moved)
+        self.step = (t_start.detach(), h.detach(), u0, u1, dense, ends, start, reached)
+        self.count = (reached - start).sum()
+
+    def pending(self) -> torch.Tensor | None:
+        """How many (member, save time) pairs the kept pass newly passed (a 0-d tensor); None when none is kept."""
+        return self.count
+
+    def settle_now(self) -> None:
+        """Settle the kept pass with a host sync of its own (when no clock transfer brought ``pending``)."""
+        if self.count is not None:
+            self.settle(int(self.count))
+
+    def settle(self, count: int) -> None:
+        """Evaluate the kept pass at the ``count`` (member, save time) pairs it newly passed, and only there."""
+        step, self.step, self.count = self.step, None, None
+        if count <= 0:
+            return
+        t_start, h, u0, u1, dense, ends, start, reached = step
+        device = ends.device
+        per_member = reached - start
+        member = torch.repeat_interleave(torch.arange(per_member.shape[0], device=device), per_member,
+                                         output_size=count)
+        first = torch.cumsum(per_member, 0).sub_(per_member)
+        k = start[member] + (torch.arange(count, device=device) - first[member])  # the save times, in order
+
+        batch_dims = t_start.ndim - 1
+
+        def pick(x: Any) -> Any:  # the pass's per-member values for each pair, as a flat batch of ``count``
+            if x is None:
+                return None
+            if isinstance(x, torch.Tensor):
+                return (x if batch_dims == 1 else x.reshape((-1,) + x.shape[batch_dims:])).index_select(0, member)
+            return type(x)(pick(leaf) for leaf in x)
+
+        t0g, hg, u0g, u1g = pick(t_start), pick(h), pick(u0), pick(u1)
+        q = self.elapsed[k].to(ends.dtype)
+        tq = self.times[k].to(t0g.dtype).reshape(t0g.shape)
+        safe_h = torch.where(hg == 0, 1.0, hg)
+        theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
+        tol = 64 * torch.finfo(ends.dtype).eps * (1 + q.abs())
+        at_end = (ends[member] - q).abs() <= tol
+        theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
+        value = self.solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, pick(dense))
+        end_mask = at_end.reshape(at_end.shape + (1,) * (u0g.ndim - at_end.ndim))
+        value = torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
+        cells = k * self.members + (member if self.ids is None else self.ids[member])
+        if self.out is None:
+            self.out = torch.full((self.times.shape[0] * self.members,) + value.shape[1:], math.nan,
+                                  dtype=value.dtype, device=device)
+        self.out.index_copy_(0, cells, value.to(self.out.dtype))  # in place: one buffer per solve
 
     def assemble(self, like: torch.Tensor) -> torch.Tensor:
         """(K, *batch, n): every member's values at every save time, NaN where it never got there."""
+        self.settle_now()
         K = self.times.shape[0]
         tail = tuple(like.shape[len(self.member_shape):])
-        out = torch.full((K * self.members,) + tail, math.nan, dtype=like.dtype, device=like.device)
-        if self.pieces:
-            values = torch.cat([v for v, _ in self.pieces])
-            out = out.index_copy(0, torch.cat([c for _, c in self.pieces]), values.to(like.dtype))
-        return out.reshape((K,) + tuple(self.member_shape) + tail)
+        if self.out is None:
+            return torch.full((K,) + tuple(self.member_shape) + tail, math.nan, dtype=like.dtype, device=like.device)
+        return self.out.to(like.dtype).reshape((K,) + tuple(self.member_shape) + tail)
 
 
 class StepRecorder:

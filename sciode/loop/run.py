@@ -60,6 +60,8 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     if events is not None:
         events.start(t0, u0)
     saver.start(u0)
+    if saver.member_saves is not None:
+        clock.ride(saver.member_saves)
     progress = Progress(opts.progress, problem.tspan, getattr(solver, "name", "solve"))
     attempt = make_attempt(clock, solver, rhs, opts)
     compactor = make_compactor(opts, solver, problem, clock, rhs, saver, st.solver_state)

@@ -4,7 +4,7 @@
 * ``saveat`` with a shared clock: step records evaluated chunk by chunk (each save time
   is covered by exactly one accepted step);
 * ``saveat`` with per-member clocks: ``PerMemberSaves`` evaluates each (member, save
-  time) once, when the member has passed it;
+  time) once, in the pass that passed it;
 * dense output: the step records are kept for ``Solution.__call__``.
 
 Members that were frozen (UNSTABLE, FAILURE) read NaN past the time they stopped, in
@@ -39,8 +39,11 @@ class Saver:
         self.member_shape = problem.batch_shape if per_member else torch.Size()
         self.keep_dense = keep_dense
         self.chunk_size = chunk_size
-        self.recorder = StepRecorder(self.t0, self.direction) if (saveat is not None or keep_dense) else None
-        self.member_saves = PerMemberSaves(saveat, self.t0, self.direction, self.member_shape) if per_member else None
+        # per-member saves are evaluated pass by pass; step records are kept for dense output and shared saves
+        self.member_saves = (PerMemberSaves(saveat, self.t0, self.direction, self.member_shape, solver)
+                             if per_member else None)
+        records = keep_dense or (saveat is not None and not per_member)
+        self.recorder = StepRecorder(self.t0, self.direction) if records else None
         self.chunks: list[StepChunk] = []
         self.times: list[Any] = []
         self.values: list[torch.Tensor | None] = [] if saveat is None else [None] * saveat.shape[0]
@@ -56,6 +59,8 @@ class Saver:
         if self.saveat is None:
             self.times.append(t_end)
             self.values.append(u1)
+        if self.member_saves is not None:
+            self.member_saves.take(t_start, h, u0, u1, dense)
         if self.recorder is None:
             return
         self.recorder.append(t_start, h, u0, u1, dense)
@@ -65,6 +70,8 @@ class Saver:
     def compact(self, members: torch.Tensor) -> None:
         """From now on the loop steps only ``members`` (flat indices): later records hold just them."""
         self.flush()
+        if self.member_saves is not None:
+            self.member_saves.ids = members
         if self.recorder is not None:
             self.recorder.members = members
 
@@ -87,9 +94,7 @@ class Saver:
         chunk = self.recorder.stack()
         if chunk is None:
             return
-        if self.member_saves is not None:
-            self.member_saves.add(chunk, self.solver)
-        elif self.saveat is not None:
+        if self.saveat is not None and self.member_saves is None:
             values, _ = evaluate_chunks([chunk], self.solver, self.t0, self.direction, self.saveat, self.member_shape)
             for k, v in enumerate(values):
                 if v is not None and self.values[k] is None:

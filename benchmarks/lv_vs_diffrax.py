@@ -1,0 +1,38 @@
+"""Lotka-Volterra 10,000 members: sciode per-member against diffrax vmap, interleaved rounds.
+
+    python benchmarks/lv_vs_diffrax.py [--repeats 5]
+
+The two sides of ``peers.py``'s lv case (same problem, tolerances, saves and one thread each)
+without its torchdiffeq, scipy and matched-accuracy runs, which ``peers.py`` runs once per
+call; here every side runs ``--repeats`` round-robin rounds, and the medians are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _jax_peers  # noqa: E402,F401  (sets XLA's thread flags before jax starts)
+import torch  # noqa: E402
+from _common import interleaved_medians  # noqa: E402
+from _peers_ode import lotka_volterra  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    case = next(c for c in lotka_volterra(False, args.repeats, False) if not isinstance(c, str))
+    sides = {name: fn for name, fn in case.sides.items() if name.startswith(("sciode", "diffrax"))}
+    for name, fn in sides.items():  # warm-up (diffrax compiles here), and the loop counts
+        print(f"{name}: {fn(case.rtol).iterations} loop iterations")
+    times = interleaved_medians({name: lambda fn=fn: fn(case.rtol) for name, fn in sides.items()}, args.repeats,
+                                warmup=0)
+    for name, (cpu, wall) in times.items():
+        print(f"{name}: median CPU {cpu * 1e3:.0f} ms, wall {wall * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
