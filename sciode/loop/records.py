@@ -104,15 +104,22 @@ class StepChunk:
         return value, covered.T.reshape((K,) + tuple(member_shape))
 
 
+#: passes whose newly passed save times are evaluated together (memory: this many passes' stages)
+HOLD_PASSES = 16
+
+
 class PerMemberSaves:
     """Saving at ``saveat`` when members step independently, one loop pass at a time.
 
     ``take`` keeps the pass's step and marks, per member, the save times it newly passed (no host
     sync); ``pending``, how many (member, save time) pairs that makes, rides on the clock's one
-    host transfer per pass; ``settle`` then evaluates just those pairs on the pass's interpolant,
-    gathered into a flat batch. So each (member, save time) is evaluated once, on the step that
-    covers it, and no step records are stacked. A compacted pass holds only the members ``ids``
-    (flat indices); values land in their (save time, member) cells of one flat buffer."""
+    host transfer per pass; ``settle`` holds a pass that passed any, and every ``HOLD_PASSES``
+    held passes ``flush`` evaluates just those pairs on their passes' interpolants, gathered into
+    one flat batch: each (member, save time) is evaluated once, on the step that covers it, and
+    the fixed cost of that evaluation (a few dozen small ops) is paid once per ``HOLD_PASSES``
+    passes rather than every pass. A compacted pass holds only the members ``ids`` (flat
+    indices; ``use_members`` flushes first, so held passes share one member set); values land in
+    their (save time, member) cells of one flat buffer."""
 
     def __init__(self, saveat: torch.Tensor, t0: float, direction: float, member_shape: torch.Size,
                  solver: Any) -> None:
@@ -129,6 +136,14 @@ class PerMemberSaves:
         self.out: torch.Tensor | None = None  # (K * M, ...) values, NaN where never reached
         self.step: tuple | None = None  # the pass waiting for ``settle``
         self.count: torch.Tensor | None = None
+        self.held: list[tuple] = []  # settled passes that passed save times, waiting for ``flush``
+        self.held_count = 0  # their (member, save time) pairs
+
+    def use_members(self, ids: torch.Tensor) -> None:
+        """From now on passes hold only the members ``ids`` (compaction)."""
+        self.settle_now()
+        self.flush()
+        self.ids = ids
 
     def take(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
         """Keep one pass's step (``h`` is 0 where a member did not advance) until ``settle``."""
@@ -156,25 +171,37 @@ class PerMemberSaves:
             self.settle(int(self.count))
 
     def settle(self, count: int) -> None:
-        """Evaluate the kept pass at the ``count`` (member, save time) pairs it newly passed, and only there."""
+        """The kept pass newly passed ``count`` (member, save time) pairs: hold it if any."""
         step, self.step, self.count = self.step, None, None
-        if count <= 0:
+        if count > 0:
+            self.held.append(step)
+            self.held_count += count
+        if len(self.held) >= HOLD_PASSES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Evaluate the held passes at the (member, save time) pairs they newly passed, and only there."""
+        held, count = self.held, self.held_count
+        self.held, self.held_count = [], 0
+        if not held:
             return
-        t_start, h, u0, u1, dense, ends, start, reached = step
+        # (pass, member) rows: the held passes stacked on a leading dim and flattened with the members
+        t_start, h, u0, u1, dense, ends, start, reached = held[0] if len(held) == 1 else stack_tree(held)
+        ends, start, reached = ends.reshape(-1), start.reshape(-1), reached.reshape(-1)
+        stepped = self.members if self.ids is None else self.ids.shape[0]  # members per pass
         device = ends.device
-        per_member = reached - start
-        member = torch.repeat_interleave(torch.arange(per_member.shape[0], device=device), per_member,
-                                         output_size=count)
-        first = torch.cumsum(per_member, 0).sub_(per_member)
-        k = start[member] + (torch.arange(count, device=device) - first[member])  # the save times, in order
+        per_row = reached - start
+        row = torch.repeat_interleave(torch.arange(per_row.shape[0], device=device), per_row, output_size=count)
+        first = torch.cumsum(per_row, 0).sub_(per_row)
+        k = start[row] + (torch.arange(count, device=device) - first[row])  # the save times, in order
 
         batch_dims = t_start.ndim - 1
 
-        def pick(x: Any) -> Any:  # the pass's per-member values for each pair, as a flat batch of ``count``
+        def pick(x: Any) -> Any:  # the rows' values for each pair, as a flat batch of ``count``
             if x is None:
                 return None
             if isinstance(x, torch.Tensor):
-                return (x if batch_dims == 1 else x.reshape((-1,) + x.shape[batch_dims:])).index_select(0, member)
+                return (x if batch_dims == 1 else x.reshape((-1,) + x.shape[batch_dims:])).index_select(0, row)
             return type(x)(pick(leaf) for leaf in x)
 
         t0g, hg, u0g, u1g = pick(t_start), pick(h), pick(u0), pick(u1)
@@ -183,11 +210,12 @@ class PerMemberSaves:
         safe_h = torch.where(hg == 0, 1.0, hg)
         theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
         tol = 64 * torch.finfo(ends.dtype).eps * (1 + q.abs())
-        at_end = (ends[member] - q).abs() <= tol
+        at_end = (ends[row] - q).abs() <= tol
         theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
         value = self.solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, pick(dense))
         end_mask = at_end.reshape(at_end.shape + (1,) * (u0g.ndim - at_end.ndim))
         value = torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
+        member = row % stepped
         cells = k * self.members + (member if self.ids is None else self.ids[member])
         if self.out is None:
             self.out = torch.full((self.times.shape[0] * self.members,) + value.shape[1:], math.nan,
@@ -197,6 +225,7 @@ class PerMemberSaves:
     def assemble(self, like: torch.Tensor) -> torch.Tensor:
         """(K, *batch, n): every member's values at every save time, NaN where it never got there."""
         self.settle_now()
+        self.flush()
         K = self.times.shape[0]
         tail = tuple(like.shape[len(self.member_shape):])
         if self.out is None:

@@ -71,7 +71,7 @@ class Saver:
         """From now on the loop steps only ``members`` (flat indices): later records hold just them."""
         self.flush()
         if self.member_saves is not None:
-            self.member_saves.ids = members
+            self.member_saves.use_members(members)
         if self.recorder is not None:
             self.recorder.members = members
 
