@@ -31,6 +31,7 @@ that says why: never a different answer than ``compile=False``.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -118,6 +119,19 @@ def _block(clock: Any, solver: Solver, rhs: GraphRHS, count: int, fractions: tor
 
 
 _compiled: dict[tuple[str, str], Any] = {}
+
+
+class _ShimFallbackNotes(logging.Filter):
+    """Drops inductor's warning that an op has no C shim for the C++ wrapper and runs through its proxy
+    executor (LU factor and solve do): harmless, and logged once per such op while a block compiles,
+    dozens of lines for a Rosenbrock block."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "missing a c-shim implementation" not in str(record.msg)
+
+
+_INDUCTOR_IR_LOG = logging.getLogger("torch._inductor.ir")
+_SHIM_NOTES = _ShimFallbackNotes()
 
 
 def _compiled_graph(mode: str, what: str = "step") -> Any:
@@ -226,6 +240,7 @@ class CompiledAttempt(Attempt):
             times = torch.tensor(values, dtype=clock.time_dtype, device=clock.device).unbind(0)
         self.block_rhs.norm = self.rhs.norm
         start = time.perf_counter() if not self.block_calls else None
+        _INDUCTOR_IR_LOG.addFilter(_SHIM_NOTES)
         try:
             if self.cudagraphs:
                 torch.compiler.cudagraph_mark_step_begin()
@@ -234,6 +249,8 @@ class CompiledAttempt(Attempt):
         except _CANNOT_COMPILE as exc:
             self._cannot_compile(exc)
             return False
+        finally:
+            _INDUCTOR_IR_LOG.removeFilter(_SHIM_NOTES)
         if self.cudagraphs:
             out = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
         if self._recompiles():
