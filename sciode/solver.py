@@ -114,6 +114,9 @@ class Solver:
     owns_loop: ClassVar[bool] = False
     #: True for solvers that handle ``ODEProblem(mass_matrix=...)`` (M du/dt = f, DAEs)
     supports_mass_matrix: ClassVar[bool] = False
+    #: False for solvers whose compiled steps must not be fused into ``compile=True``'s blocks of
+    #: several steps (``sciode/loop/compiled.py``): each step then stays one graph of its own
+    compiled_blocks: ClassVar[bool] = True
     #: a solver may set this (per instance) to say why its last step failed, e.g. which
     #: member's Newton iteration diverged; the loop appends it to a failed solve's message
     failure_note: str = ""

@@ -58,6 +58,10 @@ class Rosenbrock(Solver):
     adaptive = True
     dense_output = True
     supports_mass_matrix = True
+    #: measured (benchmarks/peers.py, Robertson, rodas4 shared): blocks of 8 compiled steps ran 0.78x the eager
+    #: time at 1024 members but 12.8x at 4096 (52 ms per step, against 4 ms eager; cause not found yet), while
+    #: one graph per step stays at or below the eager time; so Rosenbrock steps are not fused into blocks
+    compiled_blocks = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -229,7 +229,8 @@ class CompiledAttempt(Attempt):
     def block(self, st: LoopState, saver: Any, budget: int) -> bool:
         """Take up to BLOCK_STEPS plain steps of a shared clock in one compiled call and one host sync."""
         clock = self.clock
-        if self.halted or self.eager or budget < BLOCK_STEPS or not clock.blockable(st):
+        if (self.halted or self.eager or budget < BLOCK_STEPS or not clock.blockable(st)
+                or not self.solver.compiled_blocks):
             self.halted = False
             return False
         if st.iterations < BLOCK_AFTER and self.block_key not in _warm_blocks:
