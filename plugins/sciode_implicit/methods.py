@@ -41,7 +41,7 @@ class Rodas5P(Rosenbrock):
     name = "rodas5p"
     tableau = coefficients.RODAS5P
     summary = ("Rosenbrock RODAS5P, order 5(4), stiffly accurate, 4th-order dense output; order 3 on stiff "
-               "Prothero-Robinson (as rodas4p, with ~100x smaller errors), index-1 DAEs; Julia's recommended "
+               "Prothero-Robinson (as rodas4p; rodas4 drops to 1), index-1 DAEs; Julia's recommended "
                "Rosenbrock default.")
     reference = "Steinebach, BIT Numer. Math. 63 (2023) 27"
 
