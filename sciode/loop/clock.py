@@ -122,6 +122,28 @@ class _Clock:
         """Whether a compiled block of plain steps may take the next steps (only a shared clock's can)."""
         return False
 
+    def signed(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * direction`` (exact for direction +-1, so forward solves skip the op)."""
+        return x if self.direction > 0 else x.neg()
+
+    def clamp_size(self, dt: torch.Tensor) -> torch.Tensor:
+        """Tensor step sizes held within ``max_step`` and ``min_step``, signed in the direction of time."""
+        opts = self.opts
+        size = dt.abs()
+        if opts.max_step is not None:
+            size = size.clamp_max(opts.max_step)
+        if opts.min_step is not None:
+            size = size.clamp_min(opts.min_step)
+        return self.signed(size)
+
+    def collapsing(self, new_dt: torch.Tensor, step: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Where a rejected step has collapsed (tensor form of the shared clock's test in ``propose``): the
+        next size underflows against t, or the rejected step was already at ``min_step``."""
+        collapse = new_dt.abs() <= 16 * self.eps * t.abs().clamp_min(1.0)
+        if self.opts.min_step is not None:
+            collapse = collapse | (step.abs() <= self.opts.min_step * (1 + 4 * self.eps))
+        return collapse
+
     def stage_clock(self, t: float, step: float) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """The step's start time and its stage times as tensors, in two tensor ops."""
         if self._fractions is None:
@@ -284,16 +306,8 @@ class SharedClock(_Clock):
             finite = torch.isfinite(err) & torch.isfinite(probe)
             good = finite & (err <= 1.0)
             factor = opts.controller.factor(err, err_prev, good, self.k)
-            size = (step * factor).abs()
-            if opts.max_step is not None:
-                size = size.clamp_max(opts.max_step)
-            if opts.min_step is not None:
-                size = size.clamp_min(opts.min_step)
-            new_dt = size * d
-            collapse = new_dt.abs() <= 16 * eps * t.abs().clamp_min(1.0)
-            if opts.min_step is not None:
-                collapse = collapse | (step.abs() <= opts.min_step * (1 + 4 * eps))
-            halted = live & ~(good | (finite & ~collapse))
+            new_dt = self.clamp_size(step * factor)
+            halted = live & ~(good | (finite & ~self.collapsing(new_dt, step, t)))
             counted = live & ~halted
             accepted = counted & good
             done = accepted & last
@@ -488,10 +502,12 @@ class MemberClock(_Clock):
     per_member = True
     #: running members at the last ``running`` call (the compactor reads it instead of syncing again)
     running_count = 0
+    #: what shares the pass's host transfer (``ride``)
+    riders: tuple[Any, ...] = ()
 
     def ride(self, rider: Any) -> None:
         """Let ``rider`` (``pending() -> 0-d int tensor | None``, ``settle(value: int)``) share the pass's sync."""
-        self.riders = getattr(self, "riders", ()) + (rider,)
+        self.riders = self.riders + (rider,)
 
     def clock(self, value: float) -> torch.Tensor:
         return torch.full(self.batch_shape + (1,), value, dtype=self.time_dtype, device=self.device)
@@ -517,17 +533,8 @@ class MemberClock(_Clock):
         self.elapsed_stops = (self.stops_t - self.t0) * self.direction
         return st
 
-    def clamp_size(self, dt: torch.Tensor) -> torch.Tensor:
-        opts = self.opts
-        size = dt.abs()
-        if opts.max_step is not None:
-            size = size.clamp_max(opts.max_step)
-        if opts.min_step is not None:
-            size = size.clamp_min(opts.min_step)
-        return self.signed(size)
-
     def running(self, st: LoopState) -> bool:
-        riders = [r for r in getattr(self, "riders", ()) if r.pending() is not None]
+        riders = [r for r in self.riders if r.pending() is not None]
         count = st.running.sum()
         if riders:
             count, *values = torch.stack([count] + [r.pending().to(count.dtype) for r in riders]).tolist()
@@ -564,10 +571,6 @@ class MemberClock(_Clock):
     def plain(self) -> bool:
         """No tstop and no terminal landing ahead: every member's target is t1 and none stops short of it."""
         return len(self.stops) == 1 and self.landing is None
-
-    def signed(self, x: torch.Tensor) -> torch.Tensor:
-        """``x * direction`` (exact for direction +-1, so forward solves skip the op)."""
-        return x if self.direction > 0 else x.neg()
 
     def clamp(self, st: LoopState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.no_grad():
@@ -634,10 +637,7 @@ class MemberClock(_Clock):
             starting = nonfinite & (st.nonfinite_streak == 0)
             st.dt_before_streak = torch.where(starting[..., None], st.dt, st.dt_before_streak)
             st.nonfinite_streak = torch.where(nonfinite, st.nonfinite_streak + 1, 0)
-            underflow = rejected & (new_dt.abs() <= 16 * self.eps * torch.clamp_min(st.t.abs(), 1.0))
-            if self.opts.min_step is not None:
-                underflow = underflow | (rejected & (step.abs() <= self.opts.min_step * (1 + 4 * self.eps)))
-            underflow = underflow[..., 0]
+            underflow = (rejected & self.collapsing(new_dt, step, st.t))[..., 0]
             unstable = nonfinite & (underflow | (st.nonfinite_streak >= FREEZE_AFTER))
             too_small = underflow & ~nonfinite
             st.status = torch.where(unstable, ReturnCode.UNSTABLE.value,
