@@ -1,8 +1,9 @@
 """The saver: what a solve keeps of its steps (every step, ``saveat`` times, dense records).
 
 * every accepted step (``saveat=None`` with a shared clock): the times and states, as they come;
-* ``saveat`` with a shared clock: step records evaluated chunk by chunk (each save time
-  is covered by exactly one accepted step);
+* ``saveat`` with a shared clock: the records of just the steps that reach a save time not
+  yet covered (the clock's times are host floats, so the test costs no transfer), evaluated
+  chunk by chunk; without dense output nothing else is kept, so memory is O(saves), not O(steps);
 * ``saveat`` with per-member clocks: ``PerMemberSaves`` evaluates each (member, save
   time) once, in the pass that passed it;
 * dense output: the step records are kept for ``Solution.__call__``.
@@ -44,6 +45,10 @@ class Saver:
                              if per_member else None)
         records = keep_dense or (saveat is not None and not per_member)
         self.recorder = StepRecorder(self.t0, self.direction) if records else None
+        # shared saves without dense output: the save times' elapsed values (host) and the first not yet covered
+        self.save_elapsed = (((saveat - self.t0) * self.direction).tolist()
+                             if saveat is not None and not per_member and not keep_dense else None)
+        self.next_save = 0
         self.chunks: list[StepChunk] = []
         self.times: list[Any] = []
         self.values: list[torch.Tensor | None] = [] if saveat is None else [None] * saveat.shape[0]
@@ -61,11 +66,26 @@ class Saver:
             self.values.append(u1)
         if self.member_saves is not None:
             self.member_saves.take(t_start, h, u0, u1, dense)
-        if self.recorder is None:
+        if self.recorder is None or (self.save_elapsed is not None and not self._reaches_save(t_end)):
             return
         self.recorder.append(t_start, h, u0, u1, dense)
         if len(self.recorder) >= self.chunk_size:
             self.flush()
+
+    def _reaches_save(self, t_end: float) -> bool:
+        """Whether a shared step ending at ``t_end`` reaches the first save time not yet covered.
+
+        Within the evaluation's tolerance of the end, the records round differently from the
+        clock's float: such a save time is marked covered only by the next step, so both are kept."""
+        times, k = self.save_elapsed, self.next_save
+        end = (float(t_end) - self.t0) * self.direction
+        tol = 64 * torch.finfo(self.time_dtype).eps * (1 + abs(end))
+        if k >= len(times) or times[k] > end + tol:
+            return False
+        while k < len(times) and times[k] < end - tol:
+            k += 1
+        self.next_save = k
+        return True
 
     def compact(self, members: torch.Tensor) -> None:
         """From now on the loop steps only ``members`` (flat indices): later records hold just them."""
