@@ -174,16 +174,19 @@ class BDF(Solver):
         with torch.no_grad():
             yp, ps = y_pred.detach(), psi.detach()
             scale = yp.abs().mul_(rhs.rtol).add_(rhs.atol)
+            c_t = torch.as_tensor(c, dtype=yp.dtype, device=yp.device)
 
-            def residual(d: torch.Tensor) -> torch.Tensor:
-                return mass.matvec(d + ps) - c * rhs(t1, yp + d)
+            def residual(d: torch.Tensor | None) -> torch.Tensor:  # G(d) = M (d + psi) - c f(t1, y_pred + d)
+                if d is None:
+                    return torch.addcmul(mass.matvec(ps), c_t, rhs(t1, yp), value=-1)
+                return torch.addcmul(mass.matvec(d + ps), c_t, rhs(t1, yp + d), value=-1)
 
             fact, c_lu = self._factorization(system, state, J, c, fresh)
-            out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
+            out = newton_solve(residual, None, fact, rhs, scale, tol, self.max_iters)
             if out.any_failed and not fresh:  # stale Jacobian: refresh it at the predictor and retry
                 J, fresh = system.jacobian(rhs, t1, yp)[0], True
                 fact, c_lu = system.factor(J, c), c
-                out = newton_solve(residual, torch.zeros_like(yp), fact, rhs, scale, tol, self.max_iters)
+                out = newton_solve(residual, None, fact, rhs, scale, tol, self.max_iters)
         d = out.z
         if needs_grad(rhs, u) or psi.requires_grad:
             with torch.no_grad():

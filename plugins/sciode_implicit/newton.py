@@ -41,18 +41,19 @@ def newton_tolerance(rtol: float, dtype: torch.dtype) -> float:
     return max(10 * eps / rtol, min(0.03, rtol**0.5))
 
 
-def newton_solve(residual: Callable[[torch.Tensor], torch.Tensor], z0: torch.Tensor, fact: Factorization,
-                 rhs: RHS, scale: torch.Tensor, tol: float, max_iters: int = 7,
+def newton_solve(residual: Callable[[torch.Tensor | None], torch.Tensor], z0: torch.Tensor | None,
+                 fact: Factorization, rhs: RHS, scale: torch.Tensor, tol: float, max_iters: int = 7,
                  diverge_rate: float = 0.9) -> NewtonOutcome:
     """Iterate z <- z - W^-1 G(z) from ``z0`` for all members at once (no autograd).
 
-    The tensor work per iteration is the residual, the solve and one norm; the convergence
-    bookkeeping runs on the per-member norms on the host (one transfer per iteration, where
-    the test needs a host decision anyway), and the iterate is masked only when some member
-    has stopped while others run.
+    ``z0=None`` starts from zero, and ``residual(None)`` is then G(0), which the caller computes
+    without the zero tensor's arithmetic. The tensor work per iteration is the residual, the
+    solve and one norm; the convergence bookkeeping runs on the per-member norms on the host
+    (one transfer per iteration, where the test needs a host decision anyway), and the iterate
+    is masked only when some member has stopped while others run.
     """
     tiny = np.finfo(np.float64).tiny
-    floor = 50 * torch.finfo(z0.dtype).eps / rhs.rtol
+    floor = 50 * torch.finfo(scale.dtype).eps / rhs.rtol
     weight = scale.reciprocal()
     z, prev, rate = z0, None, np.zeros(())
     converged = failed = np.zeros((), dtype=bool)
@@ -60,8 +61,8 @@ def newton_solve(residual: Callable[[torch.Tensor], torch.Tensor], z0: torch.Ten
     k = 0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for k in range(1, max_iters + 1):
-            dz = fact.solve(residual(z).neg_(), rhs)
-            d = rhs.norm(dz * weight).cpu().numpy().astype(np.float64)
+            step = fact.solve(residual(z), rhs)  # z - step is the next iterate
+            d = rhs.norm(step * weight).cpu().numpy().astype(np.float64)
             finite = np.isfinite(d)
             running = ~(converged | failed)
             if prev is None:  # no contraction rate yet: the increment alone must be small
@@ -72,7 +73,10 @@ def newton_solve(residual: Callable[[torch.Tensor], torch.Tensor], z0: torch.Ten
                 rate = np.where(running & finite, np.maximum(rate, r), rate)
                 ok = finite & ((r / np.maximum(1 - r, tiny) * d <= tol) | (d <= floor))
                 bad = ~finite | ((r >= diverge_rate) & ~ok)
-            z = z + dz if running.all() else torch.where(torch.as_tensor(running, device=z.device), z + dz, z)
+            if z is None:  # the first iteration: every member is running
+                z = step.neg()
+            else:
+                z = z - step if running.all() else torch.where(torch.as_tensor(running, device=z.device), z - step, z)
             if (running & bad).any():
                 reason = ("the Newton increment became non-finite" if (running & ~finite).any()
                           else f"the Newton iteration diverged (contraction rate >= {diverge_rate})")

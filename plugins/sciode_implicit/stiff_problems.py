@@ -139,15 +139,16 @@ def brusselator_1d(n: int = 500, alpha: float | torch.Tensor = 0.02, tspan: tupl
     p = alpha.reshape(alpha.shape + (1, 1)) * (n + 1) ** 2 if alpha.ndim == 1 else alpha * (n + 1) ** 2
     boundary = torch.tensor([1.0, 3.0], dtype=dtype)
 
-    def f(y, c, t):
+    def f(y, c, t):  # the diffusion term first, then the reactions added in place: 11 ops, not 16
         y = y.reshape(y.shape[:-1] + (n, 2))
         edge = boundary.expand(y.shape[:-2] + (1, 2))
         padded = torch.cat([edge, y, edge], -2)
-        lap = padded[..., :-2, :] - 2 * y + padded[..., 2:, :]
+        out = (padded[..., :-2, :] + padded[..., 2:, :]).sub_(y, alpha=2).mul_(c)
         uu, vv = y[..., 0], y[..., 1]
         r = uu * uu * vv
-        react = torch.stack([1 + r - 4 * uu, 3 * uu - r], -1)
-        return (react + c * lap).reshape(y.shape[:-2] + (2 * n,))
+        out[..., 0].add_(r).sub_(uu, alpha=4).add_(1)
+        out[..., 1].sub_(r).add_(uu, alpha=3)
+        return out.reshape(y.shape[:-2] + (2 * n,))
 
     return sciode.ODEProblem(f, u0, tspan, p, jac_prototype=sciode.Banded(2, 2) if structure else None,
                              name=f"Brusselator 1-D, N={n}")

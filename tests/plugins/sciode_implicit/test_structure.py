@@ -1,4 +1,5 @@
 """Jacobian structure: colored Jacobians, every linsolve choice, gradients, problem validation."""
+import numpy as np
 import pytest
 import torch
 
@@ -6,7 +7,7 @@ import sciode
 from sciode import RHS
 from sciode_implicit import stiff_problems
 from sciode_implicit.linsolve import LinearSystem, LinsolveOptions
-from sciode_implicit.pattern import make_pattern
+from sciode_implicit.pattern import _greedy, make_pattern
 
 LINSOLVES = ["dense", "banded", "sparse", "gmres"]
 
@@ -48,6 +49,21 @@ def test_colored_jacobian_equals_dense_autodiff(kind, batch):
     assert system.nproducts == colors
     if kind == "tridiagonal":
         assert colors == 3
+
+
+@pytest.mark.parametrize("lower, upper, n", [(1, 1, 10), (2, 2, 40), (0, 3, 9), (4, 0, 5), (2, 5, 8)])
+def test_full_band_coloring_is_the_greedy_one(lower, upper, n):
+    """A full band is colored i mod (lower + upper + 1) without the greedy loop: the same colors."""
+    pattern = make_pattern(n, sciode.Banded(lower, upper))
+    assert pattern.full_band
+    conflicts = pattern.scipy_matrix(np.ones(pattern.nnz, dtype=np.int8))
+    for coloring, graph in ((pattern.row_coloring, conflicts @ conflicts.T), (pattern.column_coloring,
+                                                                             conflicts.T @ conflicts)):
+        assert coloring[0] == _greedy(graph.tocsr(), n)[0] == lower + upper + 1
+        assert torch.equal(coloring[1], _greedy(graph.tocsr(), n)[1])
+    corner = torch.eye(n, dtype=torch.bool)
+    corner[0, n - 1] = True  # a band n wide with one entry off the diagonal: greedy's case
+    assert not make_pattern(n, corner).full_band
 
 
 @pytest.mark.parametrize("kind", ["tridiagonal", "random"])
