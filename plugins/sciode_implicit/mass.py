@@ -39,22 +39,22 @@ class MassMatrix:
         return self._on_pattern[key].to(dtype=like.dtype, device=like.device)
 
     def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        """M x for every member of x (*batch, n)."""
+        return self._apply(x, transpose=False)
+
+    def rmatvec(self, x: torch.Tensor) -> torch.Tensor:
+        """M^T x for every member (gradient solves)."""
+        return self._apply(x, transpose=True)
+
+    def _apply(self, x: torch.Tensor, transpose: bool) -> torch.Tensor:
         if self.identity:
             return x
         m = self.matrix.to(x.dtype)
+        m = m.t() if transpose else m
         if m.is_sparse:
             flat = x.reshape(-1, self.n)
             return torch.sparse.mm(m, flat.T).T.reshape(x.shape)
         return x @ m.T
-
-    def rmatvec(self, x: torch.Tensor) -> torch.Tensor:
-        if self.identity:
-            return x
-        m = self.matrix.to(x.dtype)
-        if m.is_sparse:
-            flat = x.reshape(-1, self.n)
-            return torch.sparse.mm(m.t(), flat.T).T.reshape(x.shape)
-        return x @ m
 
     def algebraic(self) -> torch.Tensor | None:
         """Mask (n,) of the zero rows of M, or None when there are none."""

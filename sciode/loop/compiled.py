@@ -44,7 +44,7 @@ from torch.utils import _pytree
 from ..retcode import ReturnCode
 from ..solver import RHS, Solver, StepResult
 from .attempt import Attempt, CompileWarning
-from .records import stack_tree
+from .records import join_tree
 from .state import LoopState
 
 __all__ = ["CompiledAttempt", "GraphRHS"]
@@ -115,7 +115,7 @@ def _block(clock: Any, solver: Solver, rhs: GraphRHS, count: int, fractions: tor
     t, dt, err_prev, _ = clock_times
     info = torch.stack([attempts, accepted_count, done.to(dtype), halted.to(dtype), t, dt, err_prev, accepted_dt,
                         *(f.to(dtype) for f in flags), *ends])
-    return (*clock_times, accepted_dt), u, state, tuple(stack_tree(list(col)) for col in zip(*rows)), info
+    return (*clock_times, accepted_dt), u, state, tuple(join_tree(list(col)) for col in zip(*rows)), info
 
 
 _compiled: dict[tuple[str, str], Any] = {}

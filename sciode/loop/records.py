@@ -19,25 +19,17 @@ import torch
 __all__ = ["PerMemberSaves", "StepChunk", "StepRecorder", "evaluate_chunks"]
 
 
-def stack_tree(items: list[Any]) -> Any:
+def join_tree(items: list[Any], join: Any = torch.stack) -> Any:
+    """Join trees of records leaf by leaf along a new dim 0 (``torch.stack``: one record per
+    iteration) or along dim 0 (``torch.cat``: records already stacked)."""
     first = items[0]
     if first is None:
         return None
     if isinstance(first, torch.Tensor):
-        return torch.stack(items)
+        return join(items)
     if isinstance(first, (tuple, list)):
-        return type(first)(stack_tree([it[i] for it in items]) for i in range(len(first)))
+        return type(first)(join_tree([it[i] for it in items], join) for i in range(len(first)))
     raise TypeError(f"dense payload leaves must be tensors, tuples or None; got {type(first).__name__}")
-
-
-def cat_tree(items: list[Any]) -> Any:
-    """Concatenate trees of stacked records along dim 0."""
-    first = items[0]
-    if first is None:
-        return None
-    if isinstance(first, torch.Tensor):
-        return torch.cat(items)
-    return type(first)(cat_tree([it[i] for it in items]) for i in range(len(first)))
 
 
 def _gather(x: Any, index: torch.Tensor) -> Any:
@@ -186,7 +178,7 @@ class PerMemberSaves:
         if not held:
             return
         # (pass, member) rows: the held passes stacked on a leading dim and flattened with the members
-        t_start, h, u0, u1, dense, ends, start, reached = held[0] if len(held) == 1 else stack_tree(held)
+        t_start, h, u0, u1, dense, ends, start, reached = held[0] if len(held) == 1 else join_tree(held)
         ends, start, reached = ends.reshape(-1), start.reshape(-1), reached.reshape(-1)
         stepped = self.members if self.ids is None else self.ids.shape[0]  # members per pass
         device = ends.device
@@ -269,14 +261,15 @@ class StepRecorder:
             h = torch.tensor(cols[1], dtype=t_start.dtype, device=t_start.device)
         else:
             h = torch.stack(cols[1])
-        self.parts.append((t_start, h, torch.stack(cols[2]), torch.stack(cols[3]), stack_tree(list(cols[4]))))
+        self.parts.append((t_start, h, torch.stack(cols[2]), torch.stack(cols[3]), join_tree(list(cols[4]))))
 
     def stack(self) -> StepChunk | None:
         self._stack_pending()
         if not self.parts:
             return None
         parts, self.parts, self.rows = self.parts, [], 0
-        t_start, h, u0, u1, dense = parts[0] if len(parts) == 1 else (cat_tree(list(col)) for col in zip(*parts))
+        joined = parts[0] if len(parts) == 1 else (join_tree(list(col), torch.cat) for col in zip(*parts))
+        t_start, h, u0, u1, dense = joined
         S = t_start.shape[0]
         elapsed_end = ((t_start + h - self.t0) * self.direction).detach().reshape(S, -1).T.contiguous()
         # a member that did not advance keeps its previous end, so each row is non-decreasing
