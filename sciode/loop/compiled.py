@@ -11,15 +11,18 @@ and ``f`` reuses the compiled graph, and nothing recompiles from step to step be
   on a separate ``GraphRHS`` during the graph (a Python int changed inside a graph is a guard:
   it would recompile every step), handed back to the loop's RHS when the solve ends.
 
-With a shared clock, once a solve has taken ``BLOCK_AFTER`` steps, its plain steps run in
+With a shared clock, once a solve has taken ``BLOCK_AFTER`` steps (or solves of the same
+solver, f, shapes and clock have taken ``BLOCK_AFTER_SOLVES`` in this process, as a training
+loop's short solves do), its plain steps run in
 *blocks*: ``BLOCK_STEPS`` attempts in one graph, each with the clock's accept/reject, PI
 controller and commit as tensor work (``SharedClock.block_step``), and one host transfer per
 block for the loop's bookkeeping. A compiled call costs tens of microseconds of dispatch
 (dynamo's guards, AOTAutograd's wrappers, output allocation) whatever it computes, so the
 block pays it once for eight steps. An attempt that is not plain (a non-finite state, a step
 collapsing to DT_TOO_SMALL) halts the block before it takes effect, and the ordinary path
-repeats it; rows after the block reached t1 are masked out (their f evaluations are not
-counted). Events, tstops, per-step hooks (the checkpointed replay) and frozen members keep
+repeats it. Within BLOCK_STEPS steps of the current size from t1 the steps are ordinary ones
+(a block's rows after it reached t1 would be computed and masked out; the f evaluations of
+such rows are not counted). Events, tstops, per-step hooks (the checkpointed replay) and frozen members keep
 to one compiled step per iteration.
 
 Gradients flow through the graph (AOTAutograd) for ``backprop`` and the checkpointed replay.
@@ -59,12 +62,17 @@ SOLVE_GRAPHS = 6
 #: plain steps of a shared clock per compiled block (one graph call and one host sync for all of them)
 BLOCK_STEPS = 8
 
-#: a solve starts taking blocks after this many steps (a block compiles for ~8x as long as one step, which
-#: a short solve would not earn back), or at once where this process has already compiled that block
+#: a solve starts taking blocks after this many steps (a block compiles for ~8x as long as one step, which a
+#: short solve would not earn back), or at once where this process has already compiled that block
 BLOCK_AFTER = 32
+#: ... or once solves of its block key have taken this many steps in this process: a training loop's
+#: repeated short solves earn the block back, a handful of short solves does not pay for it
+BLOCK_AFTER_SOLVES = 256
 
 #: (solver class, clock class, f, state shape, dtype, mode) whose block has been compiled in this process
 _warm_blocks: set[tuple[Any, ...]] = set()
+#: steps taken one graph each by earlier solves of a block key that is not warm yet
+_steps_before_blocks: dict[tuple[Any, ...], int] = {}
 
 
 class GraphRHS(RHS):
@@ -233,8 +241,12 @@ class CompiledAttempt(Attempt):
                 or not self.solver.compiled_blocks):
             self.halted = False
             return False
-        if st.iterations < BLOCK_AFTER and self.block_key not in _warm_blocks:
+        key = self.block_key
+        if (key not in _warm_blocks and self.step_calls < BLOCK_AFTER
+                and self.step_calls + _steps_before_blocks.get(key, 0) < BLOCK_AFTER_SOLVES):
             return False
+        if (clock.t1 - st.t) * clock.direction < BLOCK_STEPS * abs(st.dt):
+            return False  # near t1 a block's last rows would be computed and thrown away: ordinary steps there
         times = self.block_times
         if times is None:
             values = (st.t, st.dt, st.err_prev, clock.t1, getattr(clock, "accepted_dt", math.nan))
@@ -307,6 +319,8 @@ class CompiledAttempt(Attempt):
         """Hand the graphs' counts to the loop's RHS: a block's rows after it reached t1 or halted
         evaluated f too (masked out), so blocks count their attempts' share."""
         super().finish()
+        if self.block_key not in _warm_blocks:
+            _steps_before_blocks[self.block_key] = _steps_before_blocks.get(self.block_key, 0) + self.step_calls
         rhs, graph, block = self.rhs, self.graph_rhs, self.block_rhs
         rows = self.block_calls * BLOCK_STEPS
         for name in ("nfe", "njac", "nlinsolve"):

@@ -159,6 +159,41 @@ def test_blocks_of_steps_match_eager_and_halt_for_a_failing_member(monkeypatch):
 
 
 @pytest.mark.slow
+def test_repeated_short_solves_earn_blocks(monkeypatch):
+    """Steps count towards BLOCK_AFTER_SOLVES across solves of one solver, f and shape (a training loop's
+    short solves): a later solve takes blocks, with the eager result and gradients."""
+    from sciode.loop import compiled
+    from sciode.loop.compiled import CompiledAttempt
+
+    blocks = []
+    block = CompiledAttempt.block
+    monkeypatch.setattr(CompiledAttempt, "block", lambda self, *a: blocks.append(block(self, *a)) or blocks[-1])
+    A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
+
+    def f(u, p, t):
+        return (u ** 3) @ p
+
+    prob = sciode.ODEProblem(f, torch.tensor([[1.0, 0.0], [0.5, 0.5]], dtype=torch.float64), (0.0, 1.0), A)
+    eager_sol = sciode.solve(prob, "dopri5", rtol=1e-6, atol=1e-8, saveat=5)
+    assert eager_sol.stats["nsteps"] < compiled.BLOCK_AFTER  # one solve alone would never take blocks
+    took = []
+    monkeypatch.setattr(compiled, "BLOCK_AFTER_SOLVES", 40)  # a few solves, not the default's twenty-odd
+    for _ in range(40 // eager_sol.stats["nsteps"] + 2):
+        blocks.clear()
+        p = A.clone().requires_grad_(True)
+        sol = sciode.solve(sciode.remake(prob, p=p), "dopri5", rtol=1e-6, atol=1e-8, saveat=5, compile=True)
+        grad = torch.autograd.grad(sol.u.square().sum(), p)[0]
+        took.append(any(blocks))
+        assert _relative(sol.u, eager_sol.u) <= 1e-12
+        assert sol.stats["nsteps"] == eager_sol.stats["nsteps"]
+    p = A.clone().requires_grad_(True)
+    eager_grad = torch.autograd.grad(sciode.solve(sciode.remake(prob, p=p), "dopri5", rtol=1e-6, atol=1e-8,
+                                                  saveat=5).u.square().sum(), p)[0]
+    assert _relative(grad, eager_grad) <= 1e-10
+    assert not took[0] and took[-1]
+
+
+@pytest.mark.slow
 def test_adjoint_backward_solve_compiles():
     """The adjoint's augmented field takes torch.func VJPs under compile=True, so its backward solve compiles too."""
     ref = linear_problem()
