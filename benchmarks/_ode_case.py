@@ -106,8 +106,8 @@ def matched_accuracy(case: OdeCase, main: dict[str, Timed]) -> str:
         table(["side", *(f"rtol {r:g}" for r in rungs)], ladder),
         f"\nAt matched accuracy. (a): the peer at rtol {case.rtol:g} and the cheapest sciode run at least as accurate; "
         f"(b): sciode at rtol {case.rtol:g} and the cheapest peer run at least as accurate. The cheapest run is the "
-        "one with the fewest loop iterations (then the least CPU time): picking by time alone would pick the machine's "
-        "noise. Ratios are sciode CPU time / peer CPU time; it.: loop iterations.\n",
+        "one with the fewest loop iterations, the most accurate of those (picking by time would pick the machine's "
+        "noise). Ratios are sciode CPU time / peer CPU time; it.: loop iterations.\n",
         table(["peer", "sciode side", "(a) peer: error, CPU ms, it.", "(a) cheapest sciode: rtol, CPU ms, it., "
                "ms / it.", "(a) ratio", "(b) sciode: error, CPU ms, it.", "(b) cheapest peer: rtol, CPU ms, it., "
                "ms / it.", "(b) ratio"], rows)])
@@ -120,7 +120,8 @@ def _work(p: Point) -> str:
 def _cheapest(candidates: list[Point], target: list[Point], reverse: bool = False) -> list[str]:
     """[the target at the main rtol, the cheapest candidate run at least as accurate, their time ratio].
 
-    Cheapest: the fewest loop iterations, then the least CPU time (sides without an iteration count: by time).
+    Cheapest: the fewest loop iterations, and of those the most accurate run (runs of equal work differ in time
+    only by the machine's noise, which a choice by time would pick up); sides without an iteration count: by time.
 
     Both lists start with the main rtol. The ratio is always sciode / peer: candidate / target,
     or target / candidate when the candidates are the peer's (``reverse``).
@@ -130,7 +131,7 @@ def _cheapest(candidates: list[Point], target: list[Point], reverse: bool = Fals
     cells = [f"{goal.error:.1e}, {_work(goal)}"]
     if not enough:
         return [*cells, "not reached", "-"]
-    best = min(enough, key=lambda p: (p.iterations or 0, p.cpu))
+    best = min(enough, key=lambda p: (p.iterations, p.error) if p.iterations else (0, p.cpu))
     per = f", {best.cpu / best.iterations * 1e3:.3f}" if best.iterations else ""
     ratio = goal.cpu / best.cpu if reverse else best.cpu / goal.cpu
     return [*cells, f"{best.rtol:g}: {_work(best)}{per}", f"{ratio:.2f}"]
