@@ -84,7 +84,8 @@ def run_ode_case(case: OdeCase) -> str:
 def matched_accuracy(case: OdeCase, main: dict[str, Timed]) -> str:
     """Every side again at each rtol of the ladder, then for each (peer, sciode side): (a) the cheapest sciode
     run at least as accurate as the peer at the case's rtol, (b) the cheapest peer run at least as accurate
-    as sciode there. ``main``: the sides' runs at the case's rtol (from :func:`measure`)."""
+    as sciode there; each pair found is timed again head to head, round-robin, for its ratio. ``main``: the
+    sides' runs at the case's rtol (from :func:`measure`)."""
     points = {name: [Point(case.rtol, cpu, case.error(out.u, case.reference), out.iterations)]
               for name, (cpu, _, out) in main.items()}
     rounds = case.ladder_repeats or max(1, case.repeats // 2)
@@ -95,43 +96,44 @@ def matched_accuracy(case: OdeCase, main: dict[str, Timed]) -> str:
     rows = []
     for peer in (n for n in points if not n.startswith("sciode")):
         for name in ours:
-            rows.append([peer, name, *_cheapest(points[name], points[peer]),
-                         *_cheapest(points[peer], points[name], reverse=True)])
+            rows.append([peer, name, *_matched(case, points, peer, name, rounds),
+                         *_matched(case, points, name, peer, rounds)])
     if not rows:
         return "(no peer installed: no matched-accuracy comparison)"
     rungs = sorted((case.rtol, *case.ladder))
-    ladder = [[name, *(f"{p.error:.1e}, {_work(p)}" for p in sorted(side))] for name, side in points.items()]
+    ladder = [[name, *(f"{p.error:.1e}, {_work(p.cpu, p)}" for p in sorted(side))] for name, side in points.items()]
     return "\n".join([
         f"Every side at each rtol ({rounds} rounds at each further rtol): error, CPU ms (median), loop iterations.\n",
         table(["side", *(f"rtol {r:g}" for r in rungs)], ladder),
         f"\nAt matched accuracy. (a): the peer at rtol {case.rtol:g} and the cheapest sciode run at least as accurate; "
         f"(b): sciode at rtol {case.rtol:g} and the cheapest peer run at least as accurate. The cheapest run is the "
         "one with the fewest loop iterations, the most accurate of those (picking by time would pick the machine's "
-        "noise). Ratios are sciode CPU time / peer CPU time; it.: loop iterations.\n",
+        f"noise). Each pair is then timed head to head ({rounds} round-robin rounds, medians): those are the times "
+        "shown and their ratio, sciode CPU time / peer CPU time; it.: loop iterations.\n",
         table(["peer", "sciode side", "(a) peer: error, CPU ms, it.", "(a) cheapest sciode: rtol, CPU ms, it., "
                "ms / it.", "(a) ratio", "(b) sciode: error, CPU ms, it.", "(b) cheapest peer: rtol, CPU ms, it., "
                "ms / it.", "(b) ratio"], rows)])
 
 
-def _work(p: Point) -> str:
-    return f"{p.cpu * 1e3:.1f} ms" + (f", {p.iterations} it." if p.iterations else "")
+def _work(cpu: float, p: Point) -> str:
+    return f"{cpu * 1e3:.1f} ms" + (f", {p.iterations} it." if p.iterations else "")
 
 
-def _cheapest(candidates: list[Point], target: list[Point], reverse: bool = False) -> list[str]:
-    """[the target at the main rtol, the cheapest candidate run at least as accurate, their time ratio].
+def _matched(case: OdeCase, points: dict[str, list[Point]], target: str, candidate: str, rounds: int) -> list[str]:
+    """[``target`` at the case's rtol, the cheapest ``candidate`` run at least as accurate, sciode / peer time].
 
     Cheapest: the fewest loop iterations, and of those the most accurate run (runs of equal work differ in time
     only by the machine's noise, which a choice by time would pick up); sides without an iteration count: by time.
-
-    Both lists start with the main rtol. The ratio is always sciode / peer: candidate / target,
-    or target / candidate when the candidates are the peer's (``reverse``).
+    The two runs are then timed head to head. ``points[name]`` starts with the case's rtol.
     """
-    goal = target[0]
-    enough = [p for p in candidates if p.error <= goal.error]
-    cells = [f"{goal.error:.1e}, {_work(goal)}"]
+    goal = points[target][0]
+    enough = [p for p in points[candidate] if p.error <= goal.error]
     if not enough:
-        return [*cells, "not reached", "-"]
+        return [f"{goal.error:.1e}, {_work(goal.cpu, goal)}", "not reached", "-"]
     best = min(enough, key=lambda p: (p.iterations, p.error) if p.iterations else (0, p.cpu))
-    per = f", {best.cpu / best.iterations * 1e3:.3f}" if best.iterations else ""
-    ratio = goal.cpu / best.cpu if reverse else best.cpu / goal.cpu
-    return [*cells, f"{best.rtol:g}: {_work(best)}{per}", f"{ratio:.2f}"]
+    runs = {target: lambda: case.sides[target](goal.rtol), candidate: lambda: case.sides[candidate](best.rtol)}
+    times = {name: cpu * case.scale.get(name, 1.0) for name, (cpu, _) in interleaved_medians(runs, rounds).items()}
+    per = f", {times[candidate] / best.iterations * 1e3:.3f}" if best.iterations else ""
+    ratio = times[candidate] / times[target] if candidate.startswith("sciode") else times[target] / times[candidate]
+    return [f"{goal.error:.1e}, {_work(times[target], goal)}", f"{best.rtol:g}: {_work(times[candidate], best)}{per}",
+            f"{ratio:.2f}"]
