@@ -86,6 +86,8 @@ def matched_accuracy(case: OdeCase, main: dict[str, Timed]) -> str:
     run at least as accurate as the peer at the case's rtol, (b) the cheapest peer run at least as accurate
     as sciode there; each pair found is timed again head to head, round-robin, for its ratio. ``main``: the
     sides' runs at the case's rtol (from :func:`measure`)."""
+    if all(name.startswith("sciode") for name in main):
+        return "(no peer installed: no matched-accuracy comparison)"
     points = {name: [Point(case.rtol, cpu, case.error(out.u, case.reference), out.iterations)]
               for name, (cpu, _, out) in main.items()}
     rounds = case.ladder_repeats or max(1, case.repeats // 2)
@@ -98,8 +100,6 @@ def matched_accuracy(case: OdeCase, main: dict[str, Timed]) -> str:
         for name in ours:
             rows.append([peer, name, *_matched(case, points, peer, name, rounds),
                          *_matched(case, points, name, peer, rounds)])
-    if not rows:
-        return "(no peer installed: no matched-accuracy comparison)"
     rungs = sorted((case.rtol, *case.ladder))
     ladder = [[name, *(f"{p.error:.1e}, {_work(p.cpu, p)}" for p in sorted(side))] for name, side in points.items()]
     return "\n".join([
