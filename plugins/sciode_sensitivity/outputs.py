@@ -14,6 +14,8 @@ import dataclasses
 
 import torch
 
+from sciode.loop import same_time_tolerance
+
 from .steplog import StepLog
 
 __all__ = ["OutputRef", "assign_outputs"]
@@ -47,7 +49,7 @@ def assign_outputs(log: StepLog, t0: float, direction: float, saveat: torch.Tens
         times = saveat[:n_out].to(t_start.dtype)
         q = (times - t0) * direction
         idx = torch.searchsorted(end, q, side="left").clamp_max_(len(log) - 1)
-        tol = 64 * torch.finfo(end.dtype).eps * (1 + q.abs())
+        tol = same_time_tolerance(end.dtype, q)
         at_end = ((end[idx] - q).abs() <= tol).tolist()
         hg, tg = h[idx], t_start[idx]
         theta = torch.where(hg == 0, 0.0, (times - tg) / torch.where(hg == 0, 1.0, hg))

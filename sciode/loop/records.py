@@ -16,7 +16,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["PerMemberSaves", "StepChunk", "StepRecorder", "evaluate_chunks"]
+__all__ = ["PerMemberSaves", "StepChunk", "StepRecorder", "evaluate_chunks", "same_time_tolerance"]
+
+
+def same_time_tolerance(dtype: torch.dtype, elapsed: Any) -> Any:
+    """How far apart two times (elapsed from t0, a tensor or a float) may be and still count as one:
+    64 ulps at their size. Saves, dense output, stop masks and the adjoint's output positions all use
+    this one rule, so a save time at a step's end is read from the same step everywhere."""
+    size = elapsed.abs() if isinstance(elapsed, torch.Tensor) else abs(elapsed)
+    return 64 * torch.finfo(dtype).eps * (1 + size)
 
 
 def join_tree(items: list[Any], join: Any = torch.stack) -> Any:
@@ -74,7 +82,7 @@ class StepChunk:
         tq = tq.reshape(tq.shape + (1,) * (t0g.ndim - tq.ndim))
         safe_h = torch.where(hg == 0, 1.0, hg)
         theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
-        tol = 64 * torch.finfo(self.elapsed_end.dtype).eps * (1 + q.abs())
+        tol = same_time_tolerance(self.elapsed_end.dtype, q)
         at_end = (self.elapsed_end.gather(1, idx) - q).abs() <= tol
         theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
         value = solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, _gather(self.dense, index))
@@ -90,7 +98,7 @@ class StepChunk:
         q = elapsed.to(self.elapsed_end.dtype).expand(M, K).contiguous()
         idx = torch.searchsorted(self.elapsed_end, q, side="left").clamp_max_(S - 1)
         start = self.elapsed_end.gather(1, idx) - self.h.reshape(S, M).T.gather(1, idx).abs()
-        tol = 64 * torch.finfo(self.elapsed_end.dtype).eps * (1 + q.abs())
+        tol = same_time_tolerance(self.elapsed_end.dtype, q)
         covered = (q >= start - tol) & (q <= self.elapsed_end[:, -1:] + tol)
         value = self.evaluate_at(solver, q, times.expand(M, K), member_shape)
         return value, covered.T.reshape((K,) + tuple(member_shape))
@@ -146,7 +154,7 @@ class PerMemberSaves:
         ends = torch.maximum(before, ends)
         self.end = ends if ids is None else self.end.index_copy(0, ids, ends)
         start = self.next if ids is None else self.next.index_select(0, ids)
-        tol = 64 * torch.finfo(ends.dtype).eps * (1 + ends.abs())
+        tol = same_time_tolerance(ends.dtype, ends)
         reached = torch.searchsorted(self.elapsed.to(ends.dtype), ends + tol, side="right")
         moved = torch.maximum(start, reached)
         self.next = moved if ids is None else self.next.index_copy(0, ids, moved)
@@ -201,7 +209,7 @@ class PerMemberSaves:
         tq = self.times[k].to(t0g.dtype).reshape(t0g.shape)
         safe_h = torch.where(hg == 0, 1.0, hg)
         theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
-        tol = 64 * torch.finfo(ends.dtype).eps * (1 + q.abs())
+        tol = same_time_tolerance(ends.dtype, q)
         at_end = (ends[row] - q).abs() <= tol
         theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
         value = self.solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, pick(dense))
@@ -287,7 +295,7 @@ def evaluate_chunks(chunks: list[StepChunk], solver: Any, t0: float, direction: 
     el = elapsed_all.tolist()
     for chunk in chunks:
         lo_t, hi_t = chunk.span()
-        tol = 64 * torch.finfo(chunk.elapsed_end.dtype).eps * (1 + abs(hi_t))
+        tol = same_time_tolerance(chunk.elapsed_end.dtype, hi_t)
         lo = _bisect(el, lo_t - tol, left=True)
         hi = _bisect(el, hi_t + tol, left=False)
         if hi <= lo:

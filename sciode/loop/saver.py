@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ProblemError
-from .records import PerMemberSaves, StepChunk, StepRecorder, evaluate_chunks
+from .records import PerMemberSaves, StepChunk, StepRecorder, evaluate_chunks, same_time_tolerance
 
 __all__ = ["Saver"]
 
@@ -79,7 +79,7 @@ class Saver:
         clock's float: such a save time is marked covered only by the next step, so both are kept."""
         times, k = self.save_elapsed, self.next_save
         end = (float(t_end) - self.t0) * self.direction
-        tol = 64 * torch.finfo(self.time_dtype).eps * (1 + abs(end))
+        tol = same_time_tolerance(self.time_dtype, end)
         if k >= len(times) or times[k] > end + tol:
             return False
         while k < len(times) and times[k] < end - tol:
@@ -141,9 +141,9 @@ class Saver:
     def mask_stopped(self, t: torch.Tensor, u: torch.Tensor, stopped: torch.Tensor | None) -> torch.Tensor:
         if stopped is None or u.shape[0] == 0:
             return u
-        eps = torch.finfo(self.time_dtype).eps
+        # NaN stop times compare False: members that did not stop
         past = ((t.reshape((-1,) + (1,) * stopped.ndim) - stopped) * self.direction
-                > 64 * eps * (1 + stopped.abs()))  # NaN stop times compare False: members that did not stop
+                > same_time_tolerance(self.time_dtype, stopped))
         return torch.where(past[..., None], torch.full_like(u, math.nan), u)
 
     def interpolator(self, stopped: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor] | None:
