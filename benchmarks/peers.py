@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for checking that the script runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    # sciode's compiled sides compile one step function anew for each case, shape and rtol (its tolerances are
-    # constants of the graph); past dynamo's per-function limit (sciode raises it to 64) later ones would run eagerly
+    # sciode's compiled sides compile one step function anew for each case, shape, solver and grad mode (the
+    # tolerances are graph inputs); past dynamo's per-function limit (sciode raises it to 64) more would run eagerly
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
     chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(chosen) - set(CASES))

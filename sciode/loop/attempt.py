@@ -2,6 +2,8 @@
 
 This is the per-step tensor work of the loop; ``compile=True`` replaces it with a compiled
 graph (``compiled.py``), everything around it (accept, commit, events, saving) stays the same.
+The few evaluations of f outside a step (``evaluate``) go the same way: eager here, one
+compiled graph there.
 """
 from __future__ import annotations
 
@@ -46,6 +48,10 @@ class Attempt:
         t, self.rhs.stage_times = self.clock.stage_clock(st.t, step)
         res = self.solver.step(self.rhs, t, st.u, step, st.solver_state)
         return (t, res, *self.clock.measure(res, st))
+
+    def evaluate(self, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """f at one point outside a step: the start's f(t0, u0), the initial step's probe, a restart."""
+        return self.rhs(t, u)
 
     def block(self, st: LoopState, saver: Any, budget: int) -> bool:
         """Take several steps at once (a compiled block, ``compiled.py``); the eager attempt never does."""

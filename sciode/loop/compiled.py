@@ -6,7 +6,10 @@ and ``f`` reuses the compiled graph, and nothing recompiles from step to step be
 
 * the time and the step come in as tensors (0-d for a shared clock), never as Python floats,
   which the compiler would bake in as constants;
-* the solver's constants and the tolerances are fixed for the whole solve (baked in once);
+* the solver's constants are fixed for the whole solve (baked in once), and the tolerances of the
+  error's scale come in as 0-d tensors (``clock.tolerances``), so solves at other rtols and atols
+  share the graphs (a solver that reads ``rhs.rtol`` itself, as a Newton iteration's test does,
+  bakes that in);
 * the work counters (``nfe``, ``njac``, ``nlinsolve``) that solvers increment are 0-d tensors
   on a separate ``GraphRHS`` during the graph (a Python int changed inside a graph is a guard:
   it would recompile every step), handed back to the loop's RHS when the solve ends.
@@ -24,6 +27,10 @@ repeats it. Within BLOCK_STEPS steps of the current size from t1 the steps are o
 (a block's rows after it reached t1 would be computed and masked out; the f evaluations of
 such rows are not counted). Events, tstops, per-step hooks (the checkpointed replay) and frozen members keep
 to one compiled step per iteration.
+
+The loop's evaluations of f outside a step (f(t0, u0) and the initial step's probe at the start,
+f after a tstop) are one small graph each call (``evaluate``): eager, they cost a short solve (a
+training iteration's, an adjoint's backward segment) as much as one or two compiled steps.
 
 Gradients flow through the graph (AOTAutograd) for ``backprop`` and the checkpointed replay.
 With ``mode="reduce-overhead"`` (the default on CUDA) a step is one CUDA-graph launch; its
@@ -52,12 +59,13 @@ from .state import LoopState
 
 __all__ = ["CompiledAttempt", "GraphRHS"]
 
-#: how many (solver, clock, shape, dtype, tolerance, grad mode) variants one process may compile
+#: how many (solver, clock, shape, dtype, grad mode) variants one process may compile
 RECOMPILE_LIMIT = 64
 
-#: new graphs one solve may compile (its step and block, grad modes, a frozen member) before the loop decides that
+#: new graphs one solve may compile (its step, block and evaluations of f, grad modes, a frozen member) before the loop
+#: decides that
 #: something in f or the solver changes on every call and recompiles each step (e.g. an int counter on an nn.Module)
-SOLVE_GRAPHS = 6
+SOLVE_GRAPHS = 8
 
 #: plain steps of a shared clock per compiled block (one graph call and one host sync for all of them)
 BLOCK_STEPS = 8
@@ -71,6 +79,10 @@ BLOCK_AFTER_SOLVES = 256
 
 #: (solver class, clock class, f, state shape, dtype, mode) whose block has been compiled in this process
 _warm_blocks: set[tuple[Any, ...]] = set()
+#: (solver class, clock class, f, state shape, dtype, mode) whose step has compiled in this process: solves of
+#: these evaluate f outside a step compiled too (the first solve does it eagerly, and a solver whose step
+#: cannot be one graph never pays for compiling f alone)
+_compiled_steps: set[tuple[Any, ...]] = set()
 #: steps taken one graph each by earlier solves of a block key that is not warm yet
 _steps_before_blocks: dict[tuple[Any, ...], int] = {}
 
@@ -90,6 +102,11 @@ def _graph(clock: Any, solver: Solver, rhs: GraphRHS, st: LoopState, t: torch.Te
     rhs.stage_times = stage_times
     res = solver.step(rhs, t, st.u, step, st.solver_state)
     return res, clock.measure_tensors(res, st)
+
+
+def _evaluate(rhs: GraphRHS, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """What one compiled evaluation computes: f at one point outside a step (``CompiledAttempt.evaluate``)."""
+    return rhs(t, u)
 
 
 def _block(clock: Any, solver: Solver, rhs: GraphRHS, count: int, fractions: torch.Tensor,
@@ -143,14 +160,16 @@ _SHIM_NOTES = _ShimFallbackNotes()
 
 
 def _compiled_graph(mode: str, what: str = "step") -> Any:
-    """The compiled step (``what="step"``) or block. A block in the default mode gets inductor's C++
-    wrapper: its Python wrapper spends more time slicing and allocating the block's ~200 buffers
-    than the kernel computes (0.13 -> 0.09 ms per Van der Pol step), at a longer first compile."""
+    """The compiled step (``what="step"``), evaluation of f (``"evaluate"``) or block. A block in the
+    default mode gets inductor's C++ wrapper: its Python wrapper spends more time slicing and allocating
+    the block's ~200 buffers than the kernel computes (0.13 -> 0.09 ms per Van der Pol step), at a
+    longer first compile."""
     if (mode, what) not in _compiled:
         limit = torch._dynamo.config.recompile_limit
         torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
-        if what == "step":
-            _compiled[mode, what] = torch.compile(_graph, fullgraph=True, dynamic=False, mode=mode)
+        if what in ("step", "evaluate"):
+            function = _graph if what == "step" else _evaluate
+            _compiled[mode, what] = torch.compile(function, fullgraph=True, dynamic=False, mode=mode)
         elif mode == "default":
             _compiled[mode, what] = torch.compile(_block, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
         else:
@@ -192,6 +211,8 @@ class CompiledAttempt(Attempt):
         super().__init__(clock, solver, rhs)
         self.mode = mode
         self.graph = _compiled_graph(mode)
+        self.evaluate_graph = _compiled_graph(mode, "evaluate")
+        self.evaluations = 0
         self.graph_rhs = GraphRHS(rhs.problem, rhs.rtol, rhs.atol, rhs.norm)
         self.cudagraphs = mode == "reduce-overhead" and rhs.problem.u0.device.type == "cuda"
         self.key = _key(clock, solver, rhs)
@@ -205,6 +226,8 @@ class CompiledAttempt(Attempt):
         self.halted = False  # the last block stopped before an attempt that the ordinary path must take
         u0 = rhs.problem.u0
         self.block_key = (*self.key, tuple(u0.shape), u0.dtype, mode)
+        clock.tolerances = tuple(x if isinstance(x, torch.Tensor) else
+                                 torch.tensor(x, dtype=clock.time_dtype, device=clock.device) for x in clock.tolerances)
         self.graphs_at_start = _graphs()
 
     def _step_tensor(self, step: Any) -> torch.Tensor:
@@ -312,8 +335,30 @@ class CompiledAttempt(Attempt):
             res, measured = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, (res, measured))
         if start is not None:
             self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+            _compiled_steps.add(self.block_key)
         self._recompiles()  # this step's result stands; the next ones run eagerly if it says so
         return (t, res, *self.clock.measure(res, st, measured))
+
+    def evaluate(self, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """f at one point outside a step as one compiled graph: a short solve's start (f0 and the initial
+        step's probe, in two grad modes under backprop) would otherwise pay two eager calls of f, which for
+        an adjoint's augmented field cost as much as a compiled step. Only once this key's step has compiled."""
+        if self.eager or self.block_key not in _compiled_steps:
+            return super().evaluate(t, u)
+        start = time.perf_counter() if not self.evaluations else None
+        self.evaluations += 1
+        try:
+            if self.cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            value = self.evaluate_graph(self.graph_rhs, t, u)
+        except _CANNOT_COMPILE as exc:
+            self._cannot_compile(exc)
+            return super().evaluate(t, u)
+        if self.cudagraphs:
+            value = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, value)
+        if start is not None:
+            self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+        return value
 
     def finish(self) -> None:
         """Hand the graphs' counts to the loop's RHS: a block's rows after it reached t1 or halted

@@ -11,6 +11,7 @@ checkpointed replay through ``LoopOptions.on_step``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -53,9 +54,10 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     saver = Saver(problem, solver, opts.saveat, clock.per_member, opts.dense and solver.dense_output, opts.chunk_size)
     u0 = problem.u0
     t0 = clock.initial_time()
-    f0 = rhs(t0, u0)
+    attempt = make_attempt(clock, solver, rhs, opts)
+    f0 = attempt.evaluate(t0, u0)
     _check_f_output(f0, u0)
-    st = clock.start(t0, u0, f0, solver.init(rhs, t0, u0, f0))
+    st = clock.start(t0, u0, f0, solver.init(rhs, t0, u0, f0), attempt.evaluate)
     events = EventTracker(opts.events, problem, solver, rhs, clock) if opts.events else None
     if events is not None:
         events.start(t0, u0)
@@ -63,7 +65,6 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     if saver.member_saves is not None:
         clock.ride(saver.member_saves)
     progress = Progress(opts.progress, problem.tspan, getattr(solver, "name", "solve"))
-    attempt = make_attempt(clock, solver, rhs, opts)
     compactor = make_compactor(opts, solver, problem, clock, rhs, saver, st.solver_state)
     ran_out = False
     while clock.running(st):
@@ -91,7 +92,7 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
             h = step if not clock.per_member else torch.where(accepted, step, 0.0)
             saver.record(t, h, u_start, st.u, res.dense, clock.reported_time(st, last, target))
             if clock.restarted is not False:
-                _restart(solver, rhs, clock, st)
+                _restart(solver, rhs, clock, st, attempt.evaluate)
             if events is not None and events.terminated is not None:
                 if clock.per_member:
                     code = torch.tensor(ReturnCode.TERMINATED.value, dtype=torch.int8, device=st.status.device)
@@ -110,10 +111,11 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     return _solution(problem, solver, opts, clock, saver, events, st, rhs, ran_out, attempt.compile_time)
 
 
-def _restart(solver: Solver, rhs: RHS, clock: Any, st: Any) -> None:
+def _restart(solver: Solver, rhs: RHS, clock: Any, st: Any,
+             evaluate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """After a tstop the solver starts afresh (f may jump there): its state from f at the new start."""
     t = st.t if isinstance(st.t, torch.Tensor) else torch.tensor(st.t, dtype=clock.time_dtype, device=clock.device)
-    fresh = solver.init(rhs, t, st.u, rhs(t, st.u))
+    fresh = solver.init(rhs, t, st.u, evaluate(t, st.u))
     st.solver_state = fresh if clock.restarted is True else tree_where(clock.restarted, fresh, st.solver_state)
     clock.restarted = False
 

@@ -122,11 +122,19 @@ def test_repeated_solves_reuse_the_compiled_graph():
     from torch._dynamo.utils import counters
 
     prob = nonlinear_scalar_problem().problem
-    sciode.solve(prob, "tsit5", compile=True)
+    for _ in range(2):  # the first solve compiles the step; the second its start's evaluations of f as well
+        sciode.solve(prob, "tsit5", compile=True)
     graphs = counters["stats"]["unique_graphs"]
-    again = sciode.solve(sciode.remake(prob, u0=prob.u0 * 0.5), "tsit5", compile=True)
+    other = sciode.remake(prob, u0=prob.u0 * 0.5)
+    again = sciode.solve(other, "tsit5", compile=True)
     assert counters["stats"]["unique_graphs"] == graphs  # same shapes, solver and f: no new graph
     assert again.retcode == sciode.ReturnCode.SUCCESS
+    # the tolerances are inputs of the graphs, not constants: other tolerances, the same graphs, eager's answer
+    tighter = sciode.solve(other, "tsit5", compile=True, rtol=1e-9, atol=1e-11, saveat=10)
+    assert counters["stats"]["unique_graphs"] == graphs
+    eager = sciode.solve(other, "tsit5", rtol=1e-9, atol=1e-11, saveat=10)
+    assert _relative(tighter.u, eager.u) <= 1e-12
+    assert tighter.stats["nsteps"] == eager.stats["nsteps"] > again.stats["nsteps"]
 
 
 @pytest.mark.slow

@@ -51,6 +51,9 @@ class _Clock:
         self.device = u0.device
         self.eps = torch.finfo(self.time_dtype).eps
         self.complex = u0.is_complex()
+        #: (rtol, atol) of the error's scale; a compiled solve makes them 0-d tensors, inputs of its graphs
+        #: rather than constants, so that solves at other tolerances reuse the graphs
+        self.tolerances: tuple[Any, Any] = (rhs.rtol, rhs.atol)
         stops = [] if opts.tstops is None else [float(x) for x in opts.tstops]
         self.stops = stops + [self.t1]
         #: a terminal event's landing time (float for a shared clock, tensor per member), set by the events
@@ -160,8 +163,8 @@ class _Clock:
         return torch.linalg.vector_norm(scaled, dim=-1).mul_(1.0 / math.sqrt(n))
 
     def scaled_error(self, error: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor) -> torch.Tensor:
-        rhs = self.rhs
-        scale = torch.maximum(u0.abs(), u1.abs()).mul_(rhs.rtol).add_(rhs.atol)
+        rtol, atol = self.tolerances
+        scale = torch.maximum(u0.abs(), u1.abs()).mul_(rtol).add_(atol)
         return error / scale
 
     def max_step_clamp(self, dt: float) -> float:

@@ -1,6 +1,7 @@
 """``FixedClock``: a fixed grid, built lazily one block of steps at a time, no host transfer per step."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,7 +23,8 @@ class FixedClock(SharedClock):
 
     adaptive = False
 
-    def start(self, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor, solver_state: Any) -> LoopState:
+    def start(self, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor, solver_state: Any,
+              evaluate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LoopState:
         dt = self.opts.dt
         st = self.new_state(u0, solver_state, self.direction * dt, self.t0, 1.0)
         self.fail_at_start(st, f0)

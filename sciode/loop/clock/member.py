@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,7 +37,8 @@ class MemberClock(_Clock):
     def initial_time(self) -> torch.Tensor:
         return self.clock(self.t0)
 
-    def start(self, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor, solver_state: Any) -> LoopState:
+    def start(self, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor, solver_state: Any,
+              evaluate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LoopState:
         st = self.new_state(u0, solver_state, None, t0, self.clock(1.0))
         self.fail_at_start(st, f0)
         opts, span = self.opts, abs(self.t1 - self.t0)
@@ -44,7 +46,7 @@ class MemberClock(_Clock):
             dt = self.clock(self.direction * min(opts.dt, span))
         else:
             safe_f0 = torch.where(torch.isfinite(f0), f0, 0)
-            dt = initial_step(self.rhs, t0, u0, safe_f0, self.k - 1, self.rhs.rtol, self.rhs.atol, self.rhs.norm,
+            dt = initial_step(evaluate, t0, u0, safe_f0, self.k - 1, self.rhs.rtol, self.rhs.atol, self.rhs.norm,
                               self.direction, span).expand(self.batch_shape + (1,)).clone()
         st.dt = self.clamp_size(dt)
         st.dt_before_streak = st.dt.clone()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,14 +23,16 @@ class SharedClock(_Clock):
     changing the others' step sequence.
     """
 
-    def start(self, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor, solver_state: Any) -> LoopState:
+    def start(self, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor, solver_state: Any,
+              evaluate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LoopState:
         st = self.new_state(u0, solver_state, 0.0, self.t0, 1.0)
         st.nonfinite_streak = 0
         self.fail_at_start(st, f0)
-        st.dt = self.first_step(st, t0, u0, f0)
+        st.dt = self.first_step(st, t0, u0, f0, evaluate)
         return st
 
-    def first_step(self, st: LoopState, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor) -> float:
+    def first_step(self, st: LoopState, t0: torch.Tensor, u0: torch.Tensor, f0: torch.Tensor,
+                   evaluate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
         opts, span = self.opts, abs(self.t1 - self.t0)
         if opts.dt is not None:
             return self.max_step_clamp(self.direction * min(opts.dt, span))
@@ -39,7 +42,7 @@ class SharedClock(_Clock):
         norm = self.batch_norm_fn(running if st.frozen_any else None)
         safe_u0 = torch.where(running[..., None], u0, 0) if st.frozen_any else u0
         safe_f0 = torch.where(running[..., None], f0, 0) if st.frozen_any else f0
-        h = initial_step(self.rhs, t0, safe_u0, safe_f0, self.k - 1, self.rhs.rtol, self.rhs.atol, norm,
+        h = initial_step(evaluate, t0, safe_u0, safe_f0, self.k - 1, self.rhs.rtol, self.rhs.atol, norm,
                          self.direction, span)
         value = float(h)
         if not math.isfinite(value) or value == 0.0:
