@@ -72,8 +72,8 @@ FFJORD_LADDER = (1e-8, 1e-7, 1e-6, 3e-5, 6e-5, 1.2e-4, 2.5e-4, 5e-4, 1e-3, 2e-3,
 REFERENCE_RTOL = 1e-11
 METHODS = ("backprop", "adjoint")
 
-#: sides with ``PIController(1.0, 0.0)``, the integral controller torchdiffeq uses (sciode's default PI controller
-#: takes more, smaller steps at the same rtol and lands below the peers' errors)
+#: sides with ``PIController(1.0, 0.0)``, the integral controller torchdiffeq uses (sciode's default for dopri5,
+#: Hairer's PI coefficients, takes a few more steps at the same rtol and lands below the peers' errors)
 I_CONTROLLER = "I-controller"
 
 
@@ -123,8 +123,8 @@ class FirstCalls:
     At the case's own rtol the side then runs on until its solves have taken ``BLOCK_AFTER_SOLVES``
     steps, as a training loop's first iterations do: from there on its steps run in compiled blocks
     (sciode/loop/compiled.py), and the timed rounds measure that steady state. The block's compile is
-    part of the "compile s" figure. The further rtols of the ladder are timed without blocks (each
-    would compile its own), which is the conservative side for sciode."""
+    part of the "compile s" figure. The tolerances are inputs of sciode's graphs, so the further rtols
+    of the ladder reuse the graphs and the block (their first calls compile nothing new)."""
 
     def __init__(self, steady_rtol: float) -> None:
         self.seconds: dict[str, dict[float, float]] = {}
@@ -149,8 +149,8 @@ class FirstCalls:
         """The recompiles at the other rtols, one line."""
         others = {name: [s for r, s in by.items() if r != rtol] for name, by in self.seconds.items()}
         parts = [f"{name} {min(s):.1f}-{max(s):.1f}" for name, s in others.items() if s]
-        return ("First calls of the compiled sides at the further rtols (each compiles its graphs; not in the "
-                f"medians), seconds: {'; '.join(parts)}.") if parts else ""
+        return ("First calls of the compiled sides at the further rtols (not in the medians), seconds: "
+                f"{'; '.join(parts)}.") if parts else ""
 
 
 def report(title: str, sides: dict[str, Side], rtol: float, ladder: tuple[float, ...], reference: np.ndarray,

@@ -221,7 +221,8 @@ def solve(problem: ODEProblem, solver: str | Solver = "tsit5", *, saveat: Any = 
     opts = LoopOptions(
         saveat=times, dt=dt, rtol=rtol, atol=atol, max_steps=max_steps,
         per_member=stepping == "per_member", dense=(saveat is None) if dense is None else bool(dense),
-        progress=progress, norm=norm, controller=controller or PIController(), adaptive=use_adaptive,
+        progress=progress, norm=norm, controller=controller or PIController(*instance.pi_coefficients),
+        adaptive=use_adaptive,
         events=check_events(events), max_step=max_step, min_step=min_step, tstops=_tstops(tstops, problem),
         compile=compile_mode(compile, problem.u0.device), compact=compaction_threshold(compact),
     )

@@ -104,6 +104,9 @@ class Solver:
     problem_types: ClassVar[tuple[type, ...]] = (ODEProblem,)
     #: True for solvers whose arithmetic is valid for complex states (norms are taken on abs)
     supports_complex: ClassVar[bool] = False
+    #: (beta1, beta2) of the PI step-size controller when ``solve`` is given none (``sciode.PIController``):
+    #: OrdinaryDiffEq.jl's general choice; a method whose authors published their own carries theirs
+    pi_coefficients: ClassVar[tuple[float, float]] = (0.7, 0.4)
     #: True when the step is differentiable by autograd (the backprop default).
     differentiable: ClassVar[bool] = True
     #: fractions c of the step at which ``step`` evaluates f; with a shared clock the loop

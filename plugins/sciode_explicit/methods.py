@@ -43,6 +43,7 @@ class Bosh3(ExplicitRungeKutta):
 class Dopri5(ExplicitRungeKutta):
     name = "dopri5"
     tableau = tableaux.DOPRI5
+    pi_coefficients = (0.85, 0.2)  # Hairer's DOPRI5 code (beta 0.04, alpha 0.2 - 0.75 beta), OrdinaryDiffEq.jl's DP5
     summary = "Dormand-Prince 5(4), adaptive, FSAL, 4th-order dense output."
     reference = "Dormand & Prince, J. Comput. Appl. Math. 6 (1980) 19-26; Shampine, Math. Comp. 46 (1986)"
 

@@ -29,10 +29,13 @@ class PIController:
     factor = safety * err**(-beta1/k) * err_prev**(beta2/k), with k one more than
     the order of the error estimate, clamped to [min_factor, max_factor]; after a
     rejection the step never grows. Non-finite errors shrink by ``min_factor``.
-    The defaults are OrdinaryDiffEq.jl's (exponents 0.14 and 0.08 at k = 5): smooth
-    and cautious, so the achieved error sits well below rtol. ``PIController(0.85,
-    0.2)`` is Hairer's DOPRI5 choice (fewer steps at the same rtol, larger error) and
-    ``PIController(1.0, 0.0)`` the plain integral controller torchdiffeq uses.
+    The defaults are OrdinaryDiffEq.jl's general ones (exponents 0.14 and 0.08 at
+    k = 5): smooth and cautious, so the achieved error sits well below rtol. When
+    ``solve`` is given no controller it takes the solver's ``pi_coefficients``:
+    dopri5 carries Hairer's DOPRI5 choice ``PIController(0.85, 0.2)`` (fewer steps at
+    the same rtol, a larger error; OrdinaryDiffEq.jl's DP5 default too), and
+    ``PIController(1.0, 0.0)`` is the plain integral controller of torchdiffeq,
+    scipy and diffrax.
     """
 
     beta1: float = 0.7
