@@ -42,7 +42,6 @@ that says why: never a different answer than ``compile=False``.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from typing import Any
@@ -272,7 +271,9 @@ class CompiledAttempt(Attempt):
             return False  # near t1 a block's last rows would be computed and thrown away: ordinary steps there
         times = self.block_times
         if times is None:
-            values = (st.t, st.dt, st.err_prev, clock.t1, getattr(clock, "accepted_dt", math.nan))
+            # before any accepted step the clock has no accepted_dt; st.dt stands in (never NaN: a NaN input
+            # is a guard of the graph, and the block would compile twice), and only an accepted row sets it
+            values = (st.t, st.dt, st.err_prev, clock.t1, getattr(clock, "accepted_dt", st.dt))
             times = torch.tensor(values, dtype=clock.time_dtype, device=clock.device).unbind(0)
         self.block_rhs.norm = self.rhs.norm
         start = time.perf_counter() if not self.block_calls else None
@@ -298,7 +299,7 @@ class CompiledAttempt(Attempt):
             self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
         attempts, accepted, done, self.halted = int(values[0]), int(values[1]), values[2] > 0, values[3] > 0
         st.t, st.dt, st.err_prev, accepted_dt = values[4:8]
-        if not math.isnan(accepted_dt):
+        if accepted:
             clock.accepted_dt = accepted_dt
         flags, ends = values[8:8 + BLOCK_STEPS], values[8 + BLOCK_STEPS:]
         self.block_calls += 1

@@ -142,7 +142,9 @@ def test_repeated_solves_reuse_the_compiled_graph():
 def test_blocks_of_steps_match_eager_and_halt_for_a_failing_member(monkeypatch):
     """Past BLOCK_AFTER steps a shared clock runs compiled blocks of steps; a member that blows up halts the
     block, the ordinary path freezes it, and the rest finish as eagerly."""
-    from sciode.loop.compiled import CompiledAttempt
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    from sciode.loop.compiled import CompiledAttempt, _block
 
     blocks = []
     block = CompiledAttempt.block
@@ -155,16 +157,22 @@ def test_blocks_of_steps_match_eager_and_halt_for_a_failing_member(monkeypatch):
     p = torch.zeros(6, dtype=torch.float64)
     u0 = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)[:, None].expand(6, 2).clone()
     blowing_up = p.index_fill(0, torch.tensor([2]), 0.5)
+    entries, first_block_at_start = [], []
     for prob in (sciode.ODEProblem(f, u0, (0.0, 8.0), p), sciode.ODEProblem(f, u0, (0.0, 8.0), blowing_up)):
         blocks.clear()
         eager, compiled = _both(prob, "dopri5", rtol=1e-7, atol=1e-9, saveat=16)
         assert any(blocks)
+        entries.append(len(_debug_get_cache_entry_list(_block.__code__)))
+        first_block_at_start.append(blocks[0])
         assert torch.equal(compiled.retcodes, eager.retcodes)
         finite = eager.u.isfinite()
         assert torch.equal(compiled.u.isfinite(), finite)
         assert _relative(compiled.u[finite], eager.u[finite]) <= 1e-12
         assert {k: compiled.stats[k] for k in eager.stats} == eager.stats
     assert eager.retcodes[2] != sciode.ReturnCode.SUCCESS and (eager.retcodes != sciode.ReturnCode.SUCCESS).sum() == 1
+    # the second solve of the warm key takes blocks from its first step, before its clock has an accepted step:
+    # the same block graph (a NaN standing for "no accepted step yet" was a guard, and compiled the block again)
+    assert first_block_at_start == [False, True] and entries[1] == entries[0]
 
 
 @pytest.mark.slow
