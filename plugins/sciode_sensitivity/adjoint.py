@@ -2,11 +2,11 @@
 
 Forward: the core loop under no_grad. Backward: from the last output time to t0,
 integrate the augmented system [u, a, a_p] (see ``augmented.py``) backwards in
-time with any registered solver, one segment between consecutive output times at
-a time; at each output time u is reset to the stored forward value and the
-incoming gradient dL/du(t_k) is added to a (the adjoint "jump"), so losses on a
-whole ``saveat`` trajectory work. Output times whose incoming gradient is exactly
-zero are stepped over without stopping. The result is the gradient of the
+time with any registered solver, in one solve whose tstops are the output times in
+between; at each of them u is reset to the stored forward value and the incoming
+gradient dL/du(t_k) is added to a (the adjoint "jump", ``LoopOptions.jump``), so
+losses on a whole ``saveat`` trajectory work. Output times whose incoming gradient
+is exactly zero are stepped over without stopping. The result is the gradient of the
 continuous problem, accurate to the backward solve's tolerance (not the exact
 gradient of the discrete forward solution: use ``checkpointed`` for that).
 """
@@ -26,10 +26,10 @@ from .inputs import DifferentiableInputs
 
 __all__ = ["Adjoint"]
 
-#: steps the core loop buffers before interpolating saveat values; the backward segments
-#: only need their end value, so a small buffer keeps the backward pass's memory flat
+#: steps the core loop buffers before interpolating saveat values; the backward solve
+#: only needs its end value, so a small buffer keeps the backward pass's memory flat
 #: (the loop's default of 64 augmented states with their stages would dominate it)
-SEGMENT_CHUNK = 8
+BACKWARD_CHUNK = 8
 
 
 class Adjoint(sciode.Sensitivity):
@@ -40,7 +40,7 @@ class Adjoint(sciode.Sensitivity):
     rtol, atol: the backward solve's tolerances (default: the forward's).
     dt: the backward step for fixed-step solvers (default: the forward's dt).
     seminorm: leave the parameter adjoint out of the error norm (Kidger et al. 2021).
-    max_steps: step limit of each backward segment (default: the forward's).
+    max_steps: step limit of the backward solve (default: the forward's).
     """
 
     name = "adjoint"
@@ -126,58 +126,57 @@ class _AdjointRun:
         if K == 0:
             return zero_fill([None] * len(all_inputs), all_inputs, needs)
         nonzero = grad_u.reshape(K, -1).ne(0).any(1).tolist()
+        # per output time below the last: the outputs there with a nonzero incoming gradient, latest first
+        outputs: dict[float, list[int]] = {}
+        for j in range(K - 2, -1, -1):
+            if nonzero[j]:
+                outputs.setdefault(times[j], []).append(j)
+        start = times[K - 1]
         u, a = self.values[K - 1], grad_u[K - 1]
+        for j in outputs.pop(start, []):
+            a = a + grad_u[j]
+        at_t0 = outputs.pop(t0, [])
         a_p: list[torch.Tensor | None] = [None] * len(wrt)
-        step = None  # each backward pass starts afresh: its result must not depend on an earlier pass
-        i = K - 1
-        while True:
-            j = i - 1
-            while j > 0 and not nonzero[j]:
-                j -= 1
-            target = times[j] if j >= 0 else t0
-            if target != times[i]:
-                y, step = self._segment(field, norm, packing.pack(u, a, a_p), times[i], target, step)
-                u, a, a_p = packing.unpack(y)
-                a_p = list(a_p)
-            if j < 0:
-                break
-            u, a = self.values[j], a + grad_u[j]
-            i = j
+        if start != t0:
+            def jump(t: float, y: torch.Tensor) -> torch.Tensor:
+                _, a_t, a_p_t = packing.unpack(y)
+                for j in outputs[t]:
+                    a_t = a_t + grad_u[j]
+                return packing.pack(self.values[outputs[t][-1]], a_t, list(a_p_t))
+
+            stops = sorted(outputs, reverse=start > t0)  # in the backward solve's direction of travel
+            y = self._solve(field, norm, packing.pack(u, a, a_p), start, stops, jump)
+            u, a, a_p = packing.unpack(y)
+            a_p = list(a_p)
+        for j in at_t0:
+            a = a + grad_u[j]
         grads: list[torch.Tensor | None] = [a] + [None] * (len(all_inputs) - 1)
         for k, g in zip(wrt, a_p):  # None: no segment was integrated (outputs at t0 only), a zero gradient
             grads[1 + k] = None if g is None else g.clone()
         return zero_fill(grads, all_inputs, needs)
 
-    def _segment(self, field: AugmentedField, norm: Any, y0: torch.Tensor, t_start: float, t_end: float,
-                 step: float | None) -> tuple[torch.Tensor, float | None]:
-        """Integrate the augmented system over one segment: its end state and the step to start the next with.
-
-        Adaptive runs start from ``step`` (the previous segment's representative step;
-        None: the loop's initial-step guess), fixed-step runs at the adjoint's dt.
-        """
+    def _solve(self, field: AugmentedField, norm: Any, y0: torch.Tensor, t_start: float, stops: list[float],
+               jump: Any) -> torch.Tensor:
+        """Integrate the augmented system from the last output time to t0: one solve, whose tstops are the
+        output times in between (``jump`` applies the adjoint jump at each), so its set-up, first step
+        size and f(t0, y0) are paid once, not once per output interval. Returns the state at t0."""
         opts = self.options
+        t_end = self.problem.tspan[0]
         end = torch.tensor([t_end], dtype=y0.dtype, device=y0.device)
-        steps: list[torch.Tensor] = []
-        first = self.dt if not self.adaptive else step
-        if first is not None:
-            first = min(first, abs(t_end - t_start))
-        record = (lambda t, dt, u, state, accepted: steps.append(dt)) if self.adaptive else None
+        first = None if self.adaptive else min(self.dt, abs(t_end - t_start))
         if opts.compile is not None and not field.functional:
             field.use_functional()  # torch.compile traces torch.func.vjp; autograd.grad would break the graph
         loop = sciode.LoopOptions(saveat=end, dt=first, rtol=self.sens.rtol or opts.rtol,
                                   atol=self.sens.atol or opts.atol, max_steps=self.sens.max_steps or opts.max_steps,
                                   dense=False, norm=norm, controller=opts.controller, adaptive=self.adaptive,
-                                  chunk_size=SEGMENT_CHUNK, on_step=record, compile=opts.compile)
+                                  chunk_size=BACKWARD_CHUNK, tstops=stops or None, jump=jump, compile=opts.compile)
         try:
             sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
         except (sciode.ProblemError, RuntimeError):
             if field.functional:
                 raise
             field.use_functional()  # the solver transforms f with torch.func (e.g. a Jacobian by vmap/jvp)
-            steps.clear()
             sol = sciode.integrate(sciode.ODEProblem(field, y0, (t_start, t_end)), self.back, loop)
-        if len(steps) > 1:  # the last step was cut short to land on t_end; the one before is representative
-            step = abs(float(steps[-2]))
         s = self.stats
         s["backward_nfe"] += sol.stats["nfe"]
         s["backward_nsteps"] += sol.stats["nsteps"]
@@ -185,4 +184,4 @@ class _AdjointRun:
         s["backward_nrejected"] += sol.stats["nrejected"]
         if not sol.successful or sol.u.shape[0] == 0:
             raise sciode.SciodeError(f"adjoint backward solve from t = {t_start:g} to {t_end:g} failed: {sol.message}")
-        return sol.u[-1], step
+        return sol.u[-1]

@@ -40,6 +40,9 @@ class LoopOptions:
     max_step: float | None = None
     min_step: float | None = None
     tstops: torch.Tensor | None = None  # 1-D times strictly inside tspan, ordered in the direction of integration
+    #: ``jump(t, u) -> u``: at each tstop ``t`` the clock lands on, the state jumps before the solver restarts there
+    #: (a shared clock only). The adjoint adds the loss's gradient at each output time to its backward state so
+    jump: Callable[[float, torch.Tensor], torch.Tensor] | None = None
     #: per-member stepping: step only the running members once they are fewer than this fraction of
     #: the stepped batch (compaction.py); None or 0 turns compaction off
     compact: float | None = 0.5

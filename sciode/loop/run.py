@@ -50,6 +50,9 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
     """Run the loop: the one place where steps are taken, saved and checked."""
     rhs = RHS(problem, opts.rtol, opts.atol, None)
     clock = make_clock(problem, solver, opts, rhs)
+    if opts.jump is not None and clock.per_member:
+        raise ProblemError("LoopOptions.jump needs a clock shared by the batch: per-member clocks reach a tstop "
+                           "at different passes")
     rhs.norm = clock.batch_norm_fn(None)
     saver = Saver(problem, solver, opts.saveat, clock.per_member, opts.dense and solver.dense_output, opts.chunk_size)
     u0 = problem.u0
@@ -92,6 +95,8 @@ def integrate(problem: ODEProblem, solver: Solver, opts: LoopOptions) -> Solutio
             h = step if not clock.per_member else torch.where(accepted, step, 0.0)
             saver.record(t, h, u_start, st.u, res.dense, clock.reported_time(st, last, target))
             if clock.restarted is not False:
+                if opts.jump is not None:
+                    st.u = opts.jump(target, st.u)
                 _restart(solver, rhs, clock, st, attempt.evaluate)
             if events is not None and events.terminated is not None:
                 if clock.per_member:

@@ -251,3 +251,25 @@ def test_unknown_keyword_is_an_unknown_argument_of_solve(solver):
     message = str(info.value)
     assert "save_at" in message and "argument" in message and "solve" in message
     assert "does not take option" not in message
+
+
+@pytest.mark.parametrize("mode", [dict(), dict(dt=0.05, adaptive=False)])
+def test_loop_jump_at_tstops(mode):
+    """LoopOptions.jump changes the state where the clock lands on a tstop (the adjoint's jumps at output
+    times), and the solver restarts from the jumped state: du/dt = -u, u <- u + 1 at t = 0.5 and t = 1."""
+    landed = []
+
+    def jump(t, u):
+        landed.append(t)
+        return u + 1.0
+
+    prob = sciode.ODEProblem(decay, torch.ones(2, 1, dtype=F64), (0.0, 2.0))
+    opts = sciode.LoopOptions(rtol=1e-10, atol=1e-12, tstops=[0.5, 1.0], jump=jump, saveat=torch.tensor([2.0]),
+                              dense=False, **mode)
+    sol = sciode.integrate(prob, sciode.lookup("solver", "tsit5", "solver")(), opts)
+    exact = ((math.exp(-0.5) + 1.0) * math.exp(-0.5) + 1.0) * math.exp(-1.0)
+    assert landed == [0.5, 1.0]
+    torch.testing.assert_close(sol.u[-1], torch.full((2, 1), exact, dtype=F64), rtol=1e-6 if mode else 1e-9, atol=0)
+    with pytest.raises(sciode.ProblemError, match="jump needs a clock shared by the batch"):
+        sciode.integrate(prob, sciode.lookup("solver", "tsit5", "solver")(),
+                         sciode.LoopOptions(tstops=[1.0], jump=jump, per_member=True))
