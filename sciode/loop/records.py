@@ -126,53 +126,78 @@ class PerMemberSaves:
         self.times, self.solver = saveat, solver
         self.t0, self.direction = t0, direction
         self.elapsed = ((saveat - t0) * direction).detach()
+        #: the elapsed save times and one more, +inf: ``bound[k]`` is the k-th save time, or none left (k = K)
+        self.bound = torch.cat([self.elapsed, self.elapsed.new_full((1,), math.inf)])
         self.member_shape = member_shape
         self.members = math.prod(member_shape)
         device = saveat.device
+        # per stepped member (all of them, or ``ids``): the first save time not yet passed, and the furthest
+        # elapsed time a step reached (a member that did not advance keeps it)
         self.next = torch.zeros(self.members, dtype=torch.long, device=device)
-        #: per flat member, the furthest elapsed time a step reached (a member that did not advance keeps it)
         self.end = torch.full((self.members,), -math.inf, dtype=saveat.dtype, device=device)
         self.ids: torch.Tensor | None = None  # the members the loop steps (compaction); None: all
         self.out: torch.Tensor | None = None  # (K * M, ...) values, NaN where never reached
         self.step: tuple | None = None  # the pass waiting for ``settle``
+        self.limit: torch.Tensor | None = None  # its members' furthest passed elapsed time, tolerance included
         self.count: torch.Tensor | None = None
         self.held: list[tuple] = []  # settled passes that passed save times, waiting for ``flush``
         self.held_count = 0  # their (member, save time) pairs
 
     def use_members(self, ids: torch.Tensor) -> None:
-        """From now on passes hold only the members ``ids`` (compaction)."""
+        """From now on passes hold only the members ``ids`` (compaction; a subset of the members stepped so far)."""
         self.settle_now()
         self.flush()
+        self.next, self.end = (self._regather(x, ids) for x in (self.next, self.end))
         self.ids = ids
 
+    def _regather(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Values of the members stepped so far (``self.ids``) as values of the members ``ids``."""
+        full = x if self.ids is None else x.new_zeros(self.members).index_copy(0, self.ids, x)
+        return full.index_select(0, ids)
+
     def take(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
-        """Keep one pass's step (``h`` is 0 where a member did not advance) until ``settle``."""
+        """Keep one pass's step (``h`` is 0 where a member did not advance) until ``settle``.
+
+        The save times a step newly passed are found by comparing with the member's next one (a
+        gather), not by a search over all of them; ``pending`` also counts the members whose step
+        passed more than one, for which ``settle`` searches (rare: a step longer than the saves' spacing)."""
         self.settle_now()
-        ids = self.ids
-        ends = ((t_start + h - self.t0) * self.direction).detach().reshape(-1)
-        before = self.end if ids is None else self.end.index_select(0, ids)
-        ends = torch.maximum(before, ends)
-        self.end = ends if ids is None else self.end.index_copy(0, ids, ends)
-        start = self.next if ids is None else self.next.index_select(0, ids)
-        tol = same_time_tolerance(ends.dtype, ends)
-        reached = torch.searchsorted(self.elapsed.to(ends.dtype), ends + tol, side="right")
-        moved = torch.maximum(start, reached)
-        self.next = moved if ids is None else self.next.index_copy(0, ids, moved)
-        self.step = (t_start.detach(), h.detach(), u0, u1, dense, ends, start, reached)
-        self.count = (reached - start).sum()
+        ends = t_start + h
+        if self.t0 != 0:  # x - 0 and x * 1 are x itself: forward solves from 0 skip the two ops
+            ends = ends - self.t0
+        if self.direction != 1:
+            ends = ends * self.direction
+        ends = torch.maximum(self.end, ends.detach().reshape(-1))
+        self.end = ends
+        limit = ends + same_time_tolerance(ends.dtype, ends)  # save times at most this far are passed
+        bound = self.bound if self.bound.dtype == ends.dtype else self.bound.to(ends.dtype)
+        start = self.next
+        passed = bound.index_select(0, start) <= limit
+        reached = start + passed
+        self.next = reached
+        self.step, self.limit = (t_start.detach(), h.detach(), u0, u1, dense, ends, start, reached), limit
+        self.count = torch.stack([passed.sum(), (bound.index_select(0, reached) <= limit).sum()])
 
     def pending(self) -> torch.Tensor | None:
-        """How many (member, save time) pairs the kept pass newly passed (a 0-d tensor); None when none is kept."""
+        """(pairs, members beyond): how many (member, save time) pairs the kept pass newly passed, and
+        how many members passed more save times than those (a 1-D tensor); None when no pass is kept."""
         return self.count
 
     def settle_now(self) -> None:
         """Settle the kept pass with a host sync of its own (when no clock transfer brought ``pending``)."""
         if self.count is not None:
-            self.settle(int(self.count))
+            self.settle(self.count.tolist())
 
-    def settle(self, count: int) -> None:
-        """The kept pass newly passed ``count`` (member, save time) pairs: hold it if any."""
-        step, self.step, self.count = self.step, None, None
+    def settle(self, values: list[int]) -> None:
+        """The kept pass newly passed ``values[0]`` (member, save time) pairs, or more where ``values[1]``
+        members passed several save times: hold it if any."""
+        (count, beyond), step, self.step, self.count = values, self.step, None, None
+        if beyond:  # some step passed several save times: find them all
+            start = step[6]
+            reached = torch.searchsorted(self.elapsed.to(self.limit.dtype), self.limit, side="right")
+            self.next = reached
+            step = step[:7] + (reached,)
+            count = int((reached - start).sum())
         if count > 0:
             self.held.append(step)
             self.held_count += count
