@@ -6,7 +6,8 @@ for every member at once with a searchsorted and a gather, so saving at many
 ``saveat`` times and dense output after the solve cost a few tensor ops per chunk
 rather than Python work per step. Dense output (``Solution.__call__``) keeps the
 chunks; a shared clock's ``saveat`` alone drops them once evaluated, bounding memory.
-Per-member ``saveat`` needs no records: ``PerMemberSaves`` evaluates each pass as it comes.
+Per-member ``saveat`` needs no records: ``PerMemberSaves`` picks each pass's (member, save time)
+pairs as the pass comes and evaluates them in batches.
 """
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ class PerMemberSaves:
         self.ids: torch.Tensor | None = None  # the members the loop steps (compaction); None: all
         self.out: torch.Tensor | None = None  # (K * M, ...) values, NaN where never reached
         self.step: tuple | None = None  # the pass waiting for ``settle``
-        self.limit: torch.Tensor | None = None  # its members' furthest passed elapsed time, tolerance included
+        self.limit: torch.Tensor | None = None  # its members' ends plus the same-time tolerance: saves up to it passed
         self.count: torch.Tensor | None = None
         self.held: list[tuple] = []  # the picked pairs of settled passes, waiting for ``flush``
 
@@ -192,7 +193,8 @@ class PerMemberSaves:
         (count, beyond), step, self.step, self.count = values, self.step, None, None
         t_start, h, u0, u1, dense, ends, start, reached = step
         if beyond:  # some step passed several save times: find them all
-            reached = torch.searchsorted(self.elapsed.to(self.limit.dtype), self.limit, side="right")
+            reached = torch.maximum(start, torch.searchsorted(self.elapsed.to(self.limit.dtype), self.limit,
+                                                              side="right"))
             self.next = reached
             count = int((reached - start).sum())
         if count == 0:
