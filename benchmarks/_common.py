@@ -1,6 +1,7 @@
 """Shared helpers for the benchmark scripts: timing, counting, printing tables."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,35 @@ def interleaved_medians(runs: Mapping[str, Callable[[], object]], repeats: int,
             cpu[name].append(time.process_time() - c0)
             wall[name].append(time.perf_counter() - w0)
     return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in runs}
+
+
+def thread_cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) each live thread of this process has used so far; empty where /proc is missing."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    seconds = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return seconds
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (stat fields 14, 15)
+    return seconds
+
+
+def busy_threads(fn: Callable[[], object], share: float = 0.05) -> int:
+    """How many threads of this process did at least ``share`` of the CPU work while ``fn()`` ran (0 without /proc).
+
+    Checks that a side said to run on one thread does: a thread pool shows as more than one."""
+    before = thread_cpu_seconds()
+    fn()
+    used = {tid: t - before.get(tid, 0.0) for tid, t in thread_cpu_seconds().items()}
+    total = sum(used.values())
+    return sum(1 for t in used.values() if total > 0 and t >= share * total)
 
 
 class Counted(torch.nn.Module):

@@ -1,7 +1,14 @@
 """JAX / diffrax set up for a fair side-by-side: float64, one CPU thread, compile timed apart from the run.
 
-Import this module before anything else imports jax: XLA reads its thread flags when the
-backend starts. ``MISSING`` is None when jax and diffrax import, else the note to print.
+Import this module before anything else imports jax: XLA reads its thread settings when the
+backend starts. ``MISSING`` is None when jax and diffrax import, else the note to print;
+``THREADS`` says what was set, for the benchmark's header.
+
+One thread: XLA's CPU client runs a compiled program's kernels on its own intra-op pool
+("XLAEigen", one thread per schedulable core), whatever ``--xla_cpu_multi_thread_eigen`` says
+(that flag only concerns Eigen's matmul and convolution). ``PJRT_NPROC`` sizes that pool; at 1
+a jitted call runs on the calling thread. Both are defaults: set them in the environment to
+compare (e.g. ``PJRT_NPROC=2``).
 """
 from __future__ import annotations
 
@@ -13,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("PJRT_NPROC", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+THREADS = f"PJRT_NPROC={os.environ['PJRT_NPROC']}, XLA_FLAGS={os.environ['XLA_FLAGS']!r}"
 
 try:
     import diffrax
@@ -27,7 +36,8 @@ except ImportError as exc:  # the bench-jax extra is optional
     diffrax = jax = jnp = None
     MISSING = f"diffrax peer skipped: {exc.name} is not installed (pip install -e '.[bench-jax]')"
 
-__all__ = ["MISSING", "diffrax", "jax", "jnp", "compiled", "to_jax", "linear_params", "mlp", "concat_squash_mlp"]
+__all__ = ["MISSING", "THREADS", "diffrax", "jax", "jnp", "compiled", "to_jax", "linear_params", "mlp",
+           "concat_squash_mlp"]
 
 
 def compiled(fn: Callable, *args: Any) -> tuple[Callable[..., Any], float]:

@@ -62,8 +62,7 @@ def main() -> None:
     if _jax_peers.MISSING:
         print(_jax_peers.MISSING)
     else:
-        print(f"jax {_jax_peers.jax.__version__}, diffrax {_jax_peers.diffrax.__version__}, XLA_FLAGS="
-              f"{_jax_peers.os.environ['XLA_FLAGS']!r}")
+        print(f"jax {_jax_peers.jax.__version__}, diffrax {_jax_peers.diffrax.__version__}, {_jax_peers.THREADS}")
     print(f"torch {torch.__version__} (threads {torch.get_num_threads()}), sciode {sciode.__version__}, "
           f"compile=True {'available' if sciode_compiles() else 'not available in this sciode'}\n")
     for name in chosen:

@@ -6,7 +6,8 @@ for every member at once with a searchsorted and a gather, so saving at many
 ``saveat`` times and dense output after the solve cost a few tensor ops per chunk
 rather than Python work per step. Dense output (``Solution.__call__``) keeps the
 chunks; a shared clock's ``saveat`` alone drops them once evaluated, bounding memory.
-Per-member ``saveat`` needs no records: ``PerMemberSaves`` evaluates each pass as it comes.
+Per-member ``saveat`` needs no records: ``PerMemberSaves`` picks each pass's (member, save time)
+pairs as the pass comes and evaluates them in batches.
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ class StepChunk:
         return value, covered.T.reshape((K,) + tuple(member_shape))
 
 
-#: passes whose newly passed save times are evaluated together (memory: this many passes' stages)
+#: passes whose (member, save time) pairs are evaluated together
 HOLD_PASSES = 16
 
 
@@ -113,88 +114,97 @@ class PerMemberSaves:
 
     ``take`` keeps the pass's step and marks, per member, the save times it newly passed (no host
     sync); ``pending``, how many (member, save time) pairs that makes, rides on the clock's one
-    host transfer per pass; ``settle`` holds a pass that passed any, and every ``HOLD_PASSES``
-    held passes ``flush`` evaluates just those pairs on their passes' interpolants, gathered into
-    one flat batch: each (member, save time) is evaluated once, on the step that covers it, and
-    the fixed cost of that evaluation (a few dozen small ops) is paid once per ``HOLD_PASSES``
-    passes rather than every pass. A compacted pass holds only the members ``ids`` (flat
-    indices; ``use_members`` flushes first, so held passes share one member set); values land in
-    their (save time, member) cells of one flat buffer."""
+    host transfer per pass; ``settle`` picks those pairs' rows of the pass (its step's start,
+    size, ends and dense payload: a few index ops on just those rows), and every ``HOLD_PASSES``
+    passes that had pairs ``flush`` evaluates the picked pairs in one flat batch: each (member,
+    save time) is evaluated once, on the step that covers it, and the fixed cost of that
+    evaluation (a few dozen small ops) is paid once per ``HOLD_PASSES`` passes rather than every
+    pass. A compacted pass steps only the members ``ids`` (flat indices); values land in their
+    (save time, member) cells of one flat buffer."""
 
     def __init__(self, saveat: torch.Tensor, t0: float, direction: float, member_shape: torch.Size,
                  solver: Any) -> None:
         self.times, self.solver = saveat, solver
         self.t0, self.direction = t0, direction
         self.elapsed = ((saveat - t0) * direction).detach()
+        #: the elapsed save times and one more, +inf: ``bound[k]`` is the k-th save time, or none left (k = K)
+        self.bound = torch.cat([self.elapsed, self.elapsed.new_full((1,), math.inf)])
         self.member_shape = member_shape
         self.members = math.prod(member_shape)
         device = saveat.device
+        # per stepped member (all of them, or ``ids``): the first save time not yet passed, and the furthest
+        # elapsed time a step reached (a member that did not advance keeps it)
         self.next = torch.zeros(self.members, dtype=torch.long, device=device)
-        #: per flat member, the furthest elapsed time a step reached (a member that did not advance keeps it)
         self.end = torch.full((self.members,), -math.inf, dtype=saveat.dtype, device=device)
         self.ids: torch.Tensor | None = None  # the members the loop steps (compaction); None: all
         self.out: torch.Tensor | None = None  # (K * M, ...) values, NaN where never reached
         self.step: tuple | None = None  # the pass waiting for ``settle``
+        self.limit: torch.Tensor | None = None  # its members' ends plus the same-time tolerance: saves up to it passed
         self.count: torch.Tensor | None = None
-        self.held: list[tuple] = []  # settled passes that passed save times, waiting for ``flush``
-        self.held_count = 0  # their (member, save time) pairs
+        self.held: list[tuple] = []  # the picked pairs of settled passes, waiting for ``flush``
 
     def use_members(self, ids: torch.Tensor) -> None:
-        """From now on passes hold only the members ``ids`` (compaction)."""
+        """From now on passes step only the members ``ids`` (compaction; a subset of the members stepped so far)."""
         self.settle_now()
-        self.flush()
+        self.next, self.end = (self._regather(x, ids) for x in (self.next, self.end))
         self.ids = ids
 
+    def _regather(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Values of the members stepped so far (``self.ids``) as values of the members ``ids``."""
+        full = x if self.ids is None else x.new_zeros(self.members).index_copy(0, self.ids, x)
+        return full.index_select(0, ids)
+
     def take(self, t_start: torch.Tensor, h: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, dense: Any) -> None:
-        """Keep one pass's step (``h`` is 0 where a member did not advance) until ``settle``."""
+        """Keep one pass's step (``h`` is 0 where a member did not advance) until ``settle``.
+
+        The save times a step newly passed are found by comparing with the member's next one (a
+        gather), not by a search over all of them; ``pending`` also counts the members whose step
+        passed more than one, for which ``settle`` searches (rare: a step longer than the saves' spacing)."""
         self.settle_now()
-        ids = self.ids
-        ends = ((t_start + h - self.t0) * self.direction).detach().reshape(-1)
-        before = self.end if ids is None else self.end.index_select(0, ids)
-        ends = torch.maximum(before, ends)
-        self.end = ends if ids is None else self.end.index_copy(0, ids, ends)
-        start = self.next if ids is None else self.next.index_select(0, ids)
-        tol = same_time_tolerance(ends.dtype, ends)
-        reached = torch.searchsorted(self.elapsed.to(ends.dtype), ends + tol, side="right")
-        moved = torch.maximum(start, reached)
-        self.next = moved if ids is None else self.next.index_copy(0, ids, moved)
-        self.step = (t_start.detach(), h.detach(), u0, u1, dense, ends, start, reached)
-        self.count = (reached - start).sum()
+        ends = t_start + h
+        if self.t0 != 0:  # x - 0 and x * 1 are x itself: forward solves from 0 skip the two ops
+            ends = ends - self.t0
+        if self.direction != 1:
+            ends = ends * self.direction
+        ends = torch.maximum(self.end, ends.detach().reshape(-1))
+        self.end = ends
+        limit = ends + same_time_tolerance(ends.dtype, ends)  # save times at most this far are passed
+        bound = self.bound if self.bound.dtype == ends.dtype else self.bound.to(ends.dtype)
+        start = self.next
+        passed = bound.index_select(0, start) <= limit
+        reached = start + passed
+        self.next = reached
+        self.step, self.limit = (t_start.detach(), h.detach(), u0, u1, dense, ends, start, reached), limit
+        self.count = torch.stack([passed.sum(), (bound.index_select(0, reached) <= limit).sum()])
 
     def pending(self) -> torch.Tensor | None:
-        """How many (member, save time) pairs the kept pass newly passed (a 0-d tensor); None when none is kept."""
+        """(pairs, members beyond): how many (member, save time) pairs the kept pass newly passed, and
+        how many members passed more save times than those (a 1-D tensor); None when no pass is kept."""
         return self.count
 
     def settle_now(self) -> None:
         """Settle the kept pass with a host sync of its own (when no clock transfer brought ``pending``)."""
         if self.count is not None:
-            self.settle(int(self.count))
+            self.settle(self.count.tolist())
 
-    def settle(self, count: int) -> None:
-        """The kept pass newly passed ``count`` (member, save time) pairs: hold it if any."""
-        step, self.step, self.count = self.step, None, None
-        if count > 0:
-            self.held.append(step)
-            self.held_count += count
-        if len(self.held) >= HOLD_PASSES:
-            self.flush()
-
-    def flush(self) -> None:
-        """Evaluate the held passes at the (member, save time) pairs they newly passed, and only there."""
-        held, count = self.held, self.held_count
-        self.held, self.held_count = [], 0
-        if not held:
+    def settle(self, values: list[int]) -> None:
+        """The kept pass newly passed ``values[0]`` (member, save time) pairs, or more where ``values[1]``
+        members passed several save times: pick them."""
+        (count, beyond), step, self.step, self.count = values, self.step, None, None
+        t_start, h, u0, u1, dense, ends, start, reached = step
+        if beyond:  # some step passed several save times: find them all
+            reached = torch.maximum(start, torch.searchsorted(self.elapsed.to(self.limit.dtype), self.limit,
+                                                              side="right"))
+            self.next = reached
+            count = int((reached - start).sum())
+        if count == 0:
             return
-        # (pass, member) rows: the held passes stacked on a leading dim and flattened with the members
-        t_start, h, u0, u1, dense, ends, start, reached = held[0] if len(held) == 1 else join_tree(held)
-        ends, start, reached = ends.reshape(-1), start.reshape(-1), reached.reshape(-1)
-        stepped = self.members if self.ids is None else self.ids.shape[0]  # members per pass
-        device = ends.device
         per_row = reached - start
-        row = torch.repeat_interleave(torch.arange(per_row.shape[0], device=device), per_row, output_size=count)
-        first = torch.cumsum(per_row, 0).sub_(per_row)
-        k = start[row] + (torch.arange(count, device=device) - first[row])  # the save times, in order
-
+        row = torch.repeat_interleave(per_row, output_size=count)  # the pass's row of each pair
+        k = start.index_select(0, row)  # the pairs' save times, in order (a row's own ones follow each other)
+        if beyond:
+            first = torch.cumsum(per_row, 0).sub_(per_row)
+            k = k + (torch.arange(count, device=k.device) - first.index_select(0, row))
         batch_dims = t_start.ndim - 1
 
         def pick(x: Any) -> Any:  # the rows' values for each pair, as a flat batch of ``count``
@@ -204,22 +214,32 @@ class PerMemberSaves:
                 return (x if batch_dims == 1 else x.reshape((-1,) + x.shape[batch_dims:])).index_select(0, row)
             return type(x)(pick(leaf) for leaf in x)
 
-        t0g, hg, u0g, u1g = pick(t_start), pick(h), pick(u0), pick(u1)
+        member = row if self.ids is None else self.ids.index_select(0, row)
+        self.held.append((pick(t_start), pick(h), pick(u0), pick(u1), pick(dense), ends.index_select(0, row),
+                          k, member))
+        if len(self.held) >= HOLD_PASSES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Evaluate the picked (member, save time) pairs of the held passes on their steps' interpolants."""
+        held, self.held = self.held, []
+        if not held:
+            return
+        t0g, hg, u0g, u1g, dense, ends, k, member = held[0] if len(held) == 1 else join_tree(held, torch.cat)
         q = self.elapsed[k].to(ends.dtype)
         tq = self.times[k].to(t0g.dtype).reshape(t0g.shape)
         safe_h = torch.where(hg == 0, 1.0, hg)
         theta = torch.where(hg == 0, 0.0, (tq - t0g) / safe_h)
         tol = same_time_tolerance(ends.dtype, q)
-        at_end = (ends[row] - q).abs() <= tol
+        at_end = (ends - q).abs() <= tol
         theta_u = theta.reshape(theta.shape + (1,) * (u0g.ndim - theta.ndim))
-        value = self.solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, pick(dense))
+        value = self.solver.interpolate(theta_u, hg.reshape(theta_u.shape), u0g, u1g, dense)
         end_mask = at_end.reshape(at_end.shape + (1,) * (u0g.ndim - at_end.ndim))
         value = torch.where(end_mask, u1g, torch.where(theta_u <= 0, u0g, value))
-        member = row % stepped
-        cells = k * self.members + (member if self.ids is None else self.ids[member])
+        cells = k * self.members + member
         if self.out is None:
             self.out = torch.full((self.times.shape[0] * self.members,) + value.shape[1:], math.nan,
-                                  dtype=value.dtype, device=device)
+                                  dtype=value.dtype, device=value.device)
         self.out.index_copy_(0, cells, value.to(self.out.dtype))  # in place: one buffer per solve
 
     def assemble(self, like: torch.Tensor) -> torch.Tensor:

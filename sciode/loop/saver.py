@@ -4,8 +4,8 @@
 * ``saveat`` with a shared clock: the records of just the steps that reach a save time not
   yet covered (the clock's times are host floats, so the test costs no transfer), evaluated
   chunk by chunk; without dense output nothing else is kept, so memory is O(saves), not O(steps);
-* ``saveat`` with per-member clocks: ``PerMemberSaves`` evaluates each (member, save
-  time) once, in the pass that passed it;
+* ``saveat`` with per-member clocks: ``PerMemberSaves`` picks each (member, save time) in the
+  pass that passed it and evaluates it once, with those of the next passes;
 * dense output: the step records are kept for ``Solution.__call__``.
 
 Members that were frozen (UNSTABLE, FAILURE) read NaN past the time they stopped, in

@@ -72,6 +72,20 @@ def test_compaction_is_bitwise(solver: str, per_member_p: bool, saveat: int | No
         assert same(plain(times), packed(times))
 
 
+@pytest.mark.parametrize("compact", [None, 0.5], ids=["plain", "compacted"])
+def test_save_times_denser_than_the_steps_are_all_filled(compact: float | None) -> None:
+    """Steps that pass several save times at once (clustered ones and a grid finer than the steps)
+    fill every one of them, and with the values dense output gives there."""
+    prob = problem(True)
+    clustered = torch.tensor([1.0 + 1e-9, 1.0 + 2e-9], dtype=torch.float64)
+    times = torch.cat([torch.linspace(0.0, 6.0, 601, dtype=torch.float64), clustered]).sort().values
+    sol = sciode.solve(prob, "tsit5", stepping="per_member", rtol=1e-5, atol=1e-8, saveat=times, compact=compact)
+    dense = sciode.solve(prob, "tsit5", stepping="per_member", rtol=1e-5, atol=1e-8, compact=compact)
+    assert int(sol.member_stats["nsteps"].max()) < 300  # so most steps pass several of the 603 save times
+    assert not sol.u.isnan().any()
+    torch.testing.assert_close(sol.u, dense(times), rtol=1e-12, atol=1e-12)
+
+
 def test_multi_dimensional_batch_and_failing_members() -> None:
     """A (4, 4) batch (compacted flat) where every fifth member turns non-finite at t = 1."""
     plain, packed = both(problem(True, batch=(4, 4), failing=True), "tsit5", saveat=13)

@@ -28,7 +28,8 @@ class MemberClock(_Clock):
     riders: tuple[Any, ...] = ()
 
     def ride(self, rider: Any) -> None:
-        """Let ``rider`` (``pending() -> 0-d int tensor | None``, ``settle(value: int)``) share the pass's sync."""
+        """Let ``rider`` (``pending() -> 1-D int tensor | None``, ``settle(values: list[int])``) share the pass's
+        host transfer."""
         self.riders = self.riders + (rider,)
 
     def clock(self, value: float) -> torch.Tensor:
@@ -57,12 +58,14 @@ class MemberClock(_Clock):
         return st
 
     def running(self, st: LoopState) -> bool:
-        riders = [r for r in self.riders if r.pending() is not None]
+        pending = [(r, r.pending()) for r in self.riders]
+        pending = [(r, values) for r, values in pending if values is not None]
         count = st.running.sum()
-        if riders:
-            count, *values = torch.stack([count] + [r.pending().to(count.dtype) for r in riders]).tolist()
-            for rider, value in zip(riders, values):
-                rider.settle(value)
+        if pending:
+            count, *values = torch.cat([count.reshape(1)] + [v.to(count.dtype) for _, v in pending]).tolist()
+            for rider, v in pending:
+                rider.settle(values[:v.numel()])
+                values = values[v.numel():]
         self.running_count = int(count)
         return self.running_count > 0
 
