@@ -13,6 +13,7 @@ gradient of the discrete forward solution: use ``checkpointed`` for that).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -151,12 +152,12 @@ class _AdjointRun:
         for j in at_t0:
             a = a + grad_u[j]
         grads: list[torch.Tensor | None] = [a] + [None] * (len(all_inputs) - 1)
-        for k, g in zip(wrt, a_p):  # None: no segment was integrated (outputs at t0 only), a zero gradient
+        for k, g in zip(wrt, a_p):  # None: no backward solve ran (outputs at t0 only), a zero gradient
             grads[1 + k] = None if g is None else g.clone()
         return zero_fill(grads, all_inputs, needs)
 
     def _solve(self, field: AugmentedField, norm: Any, y0: torch.Tensor, t_start: float, stops: list[float],
-               jump: Any) -> torch.Tensor:
+               jump: Callable[[float, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Integrate the augmented system from the last output time to t0: one solve, whose tstops are the
         output times in between (``jump`` applies the adjoint jump at each), so its set-up, first step
         size and f(t0, y0) are paid once, not once per output interval. Returns the state at t0."""

@@ -29,8 +29,9 @@ such rows are not counted). Events, tstops, per-step hooks (the checkpointed rep
 to one compiled step per iteration.
 
 The loop's evaluations of f outside a step (f(t0, u0) and the initial step's probe at the start,
-f after a tstop) are one small graph each call (``evaluate``): eager, they cost a short solve (a
-training iteration's, an adjoint's backward segment) as much as one or two compiled steps.
+f after a tstop) are one small graph each call (``evaluate``) once the key's step has compiled:
+eager, they cost a short solve (a training iteration's, an adjoint's backward solve) as much as
+one or two compiled steps.
 
 Gradients flow through the graph (AOTAutograd) for ``backprop`` and the checkpointed replay.
 With ``mode="reduce-overhead"`` (the default on CUDA) a step is one CUDA-graph launch; its
@@ -61,9 +62,9 @@ __all__ = ["CompiledAttempt", "GraphRHS"]
 #: how many (solver, clock, shape, dtype, grad mode) variants one process may compile
 RECOMPILE_LIMIT = 64
 
-#: new graphs one solve may compile (its step, block and evaluations of f, grad modes, a frozen member) before the loop
-#: decides that
-#: something in f or the solver changes on every call and recompiles each step (e.g. an int counter on an nn.Module)
+#: new graphs one solve may compile (its step, block and evaluations of f, grad modes, a frozen member) before the
+#: loop decides that something in f or the solver changes on every call and recompiles each step (e.g. an int
+#: counter on an nn.Module)
 SOLVE_GRAPHS = 8
 
 #: plain steps of a shared clock per compiled block (one graph call and one host sync for all of them)
