@@ -194,6 +194,11 @@ def _reason(exc: BaseException) -> str:
     return f"{text}; at {where[-1]}" if where else text
 
 
+def _copied(out: Any) -> Any:
+    """A CUDA-graph replay's outputs, copied out: the next replay overwrites them."""
+    return _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
+
+
 def _graphs() -> int:
     """How many graphs dynamo has compiled in this process."""
     return counters["stats"]["unique_graphs"]
@@ -239,6 +244,10 @@ class CompiledAttempt(Attempt):
         if step not in self._steps:
             self._steps[step] = torch.tensor(step, dtype=self.clock.time_dtype, device=self.clock.device)
         return self._steps[step]
+
+    def _count_compile(self, start: float) -> None:
+        """Add the first call of a graph in this solve (tracing and compiling included) to ``compile_time``."""
+        self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
 
     def _recompiles(self) -> bool:
         """Whether this solve has compiled more graphs than it can need: then it goes on eagerly (one warning)."""
@@ -290,14 +299,14 @@ class CompiledAttempt(Attempt):
         finally:
             _INDUCTOR_IR_LOG.removeFilter(_SHIM_NOTES)
         if self.cudagraphs:
-            out = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
+            out = _copied(out)
         if self._recompiles():
             return False
         _warm_blocks.add(self.block_key)
         self.block_times, st.u, st.solver_state, records, info = out
         values = info.tolist()
         if start is not None:  # compile_time: the first call of each graph in this solve
-            self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+            self._count_compile(start)
         attempts, accepted, done, self.halted = int(values[0]), int(values[1]), values[2] > 0, values[3] > 0
         st.t, st.dt, st.err_prev, accepted_dt = values[4:8]
         if accepted:
@@ -334,9 +343,9 @@ class CompiledAttempt(Attempt):
             self._cannot_compile(exc)
             return super().__call__(st, step)
         if self.cudagraphs:  # the next replay overwrites the graph's outputs
-            res, measured = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, (res, measured))
+            res, measured = _copied((res, measured))
         if start is not None:
-            self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+            self._count_compile(start)
             _compiled_steps.add(self.block_key)
         self._recompiles()  # this step's result stands; the next ones run eagerly if it says so
         return (t, res, *self.clock.measure(res, st, measured))
@@ -357,9 +366,9 @@ class CompiledAttempt(Attempt):
             self._cannot_compile(exc)
             return super().evaluate(t, u)
         if self.cudagraphs:
-            value = _pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, value)
+            value = _copied(value)
         if start is not None:
-            self.compile_time = (self.compile_time or 0.0) + time.perf_counter() - start
+            self._count_compile(start)
         return value
 
     def finish(self) -> None:
